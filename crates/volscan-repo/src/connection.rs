@@ -1,0 +1,117 @@
+//! Connections: one `MultiConnection` over PostgreSQL and SQLite, an r2d2
+//! pool of them, the SQLite settings, and the embedded migrations.
+//!
+//! The backend is chosen from the URL's scheme alone: a PostgreSQL URL that
+//! fails to connect is an error, never a SQLite file named after the URL.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+/// SQLite migrations, embedded at compile time.
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+/// PostgreSQL migrations, under the same names as the SQLite ones.
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// How long a SQLite writer waits for another writer's lock before giving up.
+pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One database connection of either backend. SQLite is listed last, as
+/// diesel's `MultiConnection` docs advise.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    /// A PostgreSQL connection.
+    Postgresql(diesel::PgConnection),
+    /// A SQLite connection.
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Which database a URL names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `postgres://…` or `postgresql://…`, passed to libpq as it is.
+    Postgres(String),
+    /// `sqlite://PATH`; holds PATH.
+    Sqlite(String),
+}
+
+/// Why a database URL cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported database url (expected sqlite://PATH or postgres://…)")]
+pub struct UnsupportedUrl;
+
+impl Backend {
+    /// Picks the backend from the URL's scheme.
+    pub fn from_url(url: &str) -> Result<Self, UnsupportedUrl> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres(url.to_owned()))
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() { Err(UnsupportedUrl) } else { Ok(Backend::Sqlite(path.to_owned())) }
+        } else {
+            Err(UnsupportedUrl)
+        }
+    }
+
+    /// `"postgres"` or `"sqlite"`, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Postgres(_) => "postgres",
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Opens one connection, with the SQLite settings applied.
+    pub(crate) fn establish(&self) -> ConnectionResult<AnyConnection> {
+        match self {
+            Backend::Postgres(url) => diesel::PgConnection::establish(url).map(AnyConnection::Postgresql),
+            Backend::Sqlite(path) => {
+                let mut conn = diesel::SqliteConnection::establish(path)?;
+                // WAL lets readers run beside the one writer; the busy timeout makes a
+                // writer wait for the lock instead of failing at once.
+                let pragmas = format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                    SQLITE_BUSY_TIMEOUT.as_millis()
+                );
+                conn.batch_execute(&pragmas).map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+/// r2d2's view of how to open and check connections.
+#[derive(Debug)]
+pub(crate) struct Manager {
+    pub(crate) backend: Backend,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<AnyConnection, ConnectionError> {
+        self.backend.establish()
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), ConnectionError> {
+        conn.batch_execute("SELECT 1").map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
+        false
+    }
+}
+
+/// Applies the migrations not yet applied; returns their names.
+pub(crate) fn run_migrations(
+    conn: &mut AnyConnection,
+) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
+    let applied = match conn {
+        AnyConnection::Postgresql(conn) => conn.run_pending_migrations(POSTGRES_MIGRATIONS)?,
+        AnyConnection::Sqlite(conn) => conn.run_pending_migrations(SQLITE_MIGRATIONS)?,
+    };
+    Ok(applied.into_iter().map(|version| version.to_string()).collect())
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The one command that runs every volscan test on a fresh Debian machine, as root:
+# it installs what the tests need (PostgreSQL, cargo-deny), starts a throwaway
+# PostgreSQL cluster, runs `cargo xtask ci` against it, and stops the cluster.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+log() { printf '\n==> %s\n' "$*"; }
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# --- PostgreSQL -------------------------------------------------------------
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+if [ -z "$(pg_bin)" ] || [ ! -x "$(pg_bin)/initdb" ]; then
+  log "installing PostgreSQL"
+  apt_install postgresql
+fi
+PG_BIN="$(pg_bin)"
+PG_PORT="${VOLSCAN_TEST_PG_PORT:-55432}"
+PG_DIR="$(mktemp -d /tmp/volscan-pg.XXXXXX)"
+chown postgres "$PG_DIR"
+stop_pg() {
+  su postgres -s /bin/sh -c "'$PG_BIN/pg_ctl' -D '$PG_DIR/data' -m immediate stop" >/dev/null 2>&1 || true
+  rm -rf "$PG_DIR"
+}
+trap stop_pg EXIT
+log "starting a throwaway PostgreSQL cluster on 127.0.0.1:$PG_PORT"
+su postgres -s /bin/sh -c "'$PG_BIN/initdb' -D '$PG_DIR/data' -A trust -U postgres" >/dev/null
+su postgres -s /bin/sh -c "'$PG_BIN/pg_ctl' -D '$PG_DIR/data' -l '$PG_DIR/log' -w \
+  -o \"-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200\" start" >/dev/null
+export VOLSCAN_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+
+# --- cargo-deny and its advisory database -------------------------------------
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  log "installing cargo-deny"
+  cargo install --locked cargo-deny
+fi
+
+log "running cargo xtask ci"
+cargo xtask ci
