@@ -19,9 +19,7 @@ pub use ports::{
     BoxError, CancelReason, CancelToken, Enqueued, NewScanRun, RepoError, Repository, RunFilter,
     RunOutcome, ScanContext, ScanEngine, ScanError, SourceError, StatusCounts, VolumeSource,
 };
-pub use run::{
-    IllegalTransition, ParseEnumError, ScanMethod, ScanRun, ScanStatus, Trigger,
-};
+pub use run::{IllegalTransition, ParseEnumError, ScanMethod, ScanRun, ScanStatus, Trigger};
 pub use usage::{Usage, VolumeStat};
 pub use volume::{DiscoveredVolume, Volume, VolumeKind};
 

@@ -289,7 +289,8 @@ pub trait Repository: Send + Sync {
     fn ping(&self) -> Result<(), RepoError>;
 
     /// Inserts or refreshes a volume seen at `now` (clearing `removed_at`).
-    fn upsert_volume(&self, volume: &DiscoveredVolume, now: Timestamp) -> Result<Volume, RepoError>;
+    fn upsert_volume(&self, volume: &DiscoveredVolume, now: Timestamp)
+    -> Result<Volume, RepoError>;
 
     /// Sets `removed_at`; `false` when the volume is unknown or already removed.
     fn mark_volume_removed(&self, name: &VolumeName, now: Timestamp) -> Result<bool, RepoError>;

@@ -139,7 +139,8 @@ impl ScanStatus {
         use ScanStatus::*;
         matches!(
             (self, to),
-            (Queued, Running | Canceled | Failed) | (Running, Completed | Failed | Canceled | Queued)
+            (Queued, Running | Canceled | Failed)
+                | (Running, Completed | Failed | Canceled | Queued)
         )
     }
 
@@ -219,6 +220,9 @@ mod tests {
             assert_eq!(trigger.as_str().parse::<Trigger>(), Ok(trigger));
         }
         let err = "DU".parse::<ScanMethod>().unwrap_err();
-        assert_eq!(err.to_string(), "unknown scan method \"DU\", expected one of: diskus, du, native");
+        assert_eq!(
+            err.to_string(),
+            "unknown scan method \"DU\", expected one of: diskus, du, native"
+        );
     }
 }

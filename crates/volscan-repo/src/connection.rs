@@ -65,7 +65,9 @@ impl Backend {
     /// Opens one connection, with the SQLite settings applied.
     pub(crate) fn establish(&self) -> ConnectionResult<AnyConnection> {
         match self {
-            Backend::Postgres(url) => diesel::PgConnection::establish(url).map(AnyConnection::Postgresql),
+            Backend::Postgres(url) => {
+                diesel::PgConnection::establish(url).map(AnyConnection::Postgresql)
+            }
             Backend::Sqlite(path) => {
                 let mut conn = diesel::SqliteConnection::establish(path)?;
                 // WAL lets readers run beside the one writer; the busy timeout makes a

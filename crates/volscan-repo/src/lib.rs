@@ -25,9 +25,9 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use time::PrimitiveDateTime;
 use volscan_domain::{
-    BatchId, DiscoveredVolume, Enqueued, NewScanRun, RepoError, Repository, RunFilter,
-    RunOutcome, ScanId, ScanMethod, ScanRun, ScanStatus, StatusCounts, Timestamp, Volume,
-    VolumeName, VolumeStat,
+    BatchId, DiscoveredVolume, Enqueued, NewScanRun, RepoError, Repository, RunFilter, RunOutcome,
+    ScanId, ScanMethod, ScanRun, ScanStatus, StatusCounts, Timestamp, Volume, VolumeName,
+    VolumeStat,
 };
 
 pub use connection::{AnyConnection, Backend, UnsupportedUrl};
@@ -85,9 +85,9 @@ impl TxError {
     fn into_repo(self) -> RepoError {
         match self {
             TxError::Repo(err) => err,
-            TxError::Diesel(err @ DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => {
-                RepoError::Unavailable(err.into())
-            }
+            TxError::Diesel(
+                err @ DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _),
+            ) => RepoError::Unavailable(err.into()),
             TxError::Diesel(err) => RepoError::Query(err.into()),
         }
     }
@@ -188,15 +188,15 @@ fn final_statuses() -> [&'static str; 3] {
 }
 
 fn load_run(conn: &mut AnyConnection, scan_id: &str) -> Result<Option<ScanRun>, TxError> {
-    let row = scan_runs::table
-        .find(scan_id)
-        .select(ScanRunRow::as_select())
-        .first(conn)
-        .optional()?;
+    let row =
+        scan_runs::table.find(scan_id).select(ScanRunRow::as_select()).first(conn).optional()?;
     Ok(row.map(ScanRun::try_from).transpose()?)
 }
 
-fn load_active_run(conn: &mut AnyConnection, volume: &VolumeName) -> Result<Option<ScanRun>, TxError> {
+fn load_active_run(
+    conn: &mut AnyConnection,
+    volume: &VolumeName,
+) -> Result<Option<ScanRun>, TxError> {
     let row = scan_runs::table
         .filter(scan_runs::volume_id.eq(volume.as_str()))
         .filter(scan_runs::status.eq_any(active_statuses()))
@@ -236,7 +236,10 @@ fn new_run_row(run: &NewScanRun, estimate_ms: Option<i64>) -> ScanRunRow {
 }
 
 fn is_unique_violation(err: &TxError) -> bool {
-    matches!(err, TxError::Diesel(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)))
+    matches!(
+        err,
+        TxError::Diesel(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+    )
 }
 
 fn stats_from_rows(rows: Vec<VolumeStatRow>) -> Result<Vec<VolumeStat>, TxError> {
@@ -252,7 +255,11 @@ impl Repository for DieselRepository {
         self.with_conn(|conn| Ok(conn.batch_execute("SELECT 1")?))
     }
 
-    fn upsert_volume(&self, volume: &DiscoveredVolume, now: Timestamp) -> Result<Volume, RepoError> {
+    fn upsert_volume(
+        &self,
+        volume: &DiscoveredVolume,
+        now: Timestamp,
+    ) -> Result<Volume, RepoError> {
         let now = to_db_time(now);
         let row = VolumeRow {
             name: volume.name.as_str().to_owned(),
@@ -332,7 +339,9 @@ impl Repository for DieselRepository {
                 }
                 let row = new_run_row(&run, last_duration_ms(conn, &run.volume)?);
                 match diesel::insert_into(scan_runs::table).values(&row).execute(conn) {
-                    Ok(_) => return Ok(Enqueued { run: ScanRun::try_from(row)?, deduplicated: false }),
+                    Ok(_) => {
+                        return Ok(Enqueued { run: ScanRun::try_from(row)?, deduplicated: false });
+                    }
                     Err(err) => {
                         let err = TxError::from(err);
                         if !is_unique_violation(&err) {
@@ -356,7 +365,10 @@ impl Repository for DieselRepository {
                 .and(not_before.is_null().or(not_before.le(now)));
             let next = queue
                 .filter(due)
-                .order((queue.field(scan_runs::queued_at).asc(), queue.field(scan_runs::scan_id).asc()))
+                .order((
+                    queue.field(scan_runs::queued_at).asc(),
+                    queue.field(scan_runs::scan_id).asc(),
+                ))
                 .select(queue.field(scan_runs::scan_id))
                 .limit(1);
             let claim = (
@@ -406,7 +418,9 @@ impl Repository for DieselRepository {
                 Some(method) => diesel::update(target)
                     .set((scan_runs::progress.eq(progress), scan_runs::method.eq(method.as_str())))
                     .execute(conn)?,
-                None => diesel::update(target).set(scan_runs::progress.eq(progress)).execute(conn)?,
+                None => {
+                    diesel::update(target).set(scan_runs::progress.eq(progress)).execute(conn)?
+                }
             };
             Ok(())
         })
@@ -506,9 +520,8 @@ impl Repository for DieselRepository {
             if let Some(limit) = filter.limit {
                 query = query.limit(i64::from(limit));
             }
-            let rows = query
-                .order((scan_runs::queued_at.desc(), scan_runs::scan_id.desc()))
-                .load(conn)?;
+            let rows =
+                query.order((scan_runs::queued_at.desc(), scan_runs::scan_id.desc())).load(conn)?;
             runs_from_rows(rows)
         })
     }

@@ -1,15 +1,14 @@
 //! Repository tests: every body runs once on SQLite and once on PostgreSQL.
 //!
-//! PostgreSQL comes from `VOLSCAN_TEST_PG_URL` (an admin URL; each test creates
-//! and drops its own database). When it is not set the PostgreSQL tests fail
-//! with a message saying how to start one: they never skip.
+//! PostgreSQL comes from `volscan_testing::PgDatabase` (each test creates and
+//! drops its own database). When no server is configured the PostgreSQL tests
+//! fail with a message saying how to start one: they never skip.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use time::OffsetDateTime;
 use volscan_domain::{
@@ -17,60 +16,33 @@ use volscan_domain::{
     ScanMethod, ScanStatus, Trigger, Usage, VolumeKind, VolumeName,
 };
 
+use volscan_testing::{PgDatabase, TempDir};
+
 use super::*;
 
 /// A fresh database that is removed when the test ends.
 struct TestDb {
     repo: DieselRepository,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    Sqlite(PathBuf),
-    Postgres { admin_url: String, name: String },
+    // The temporary directory or database; dropped after `repo`, which it outlives.
+    _place: Box<dyn std::any::Any>,
 }
 
 impl TestDb {
     fn sqlite() -> Self {
-        let dir = std::env::temp_dir().join(format!("volscan-repo-test-{}", ScanId::new()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}", dir.join("test.db").display());
-        let repo = DieselRepository::connect(&url, 8).unwrap();
-        repo.migrate().unwrap();
-        TestDb { repo, cleanup: Cleanup::Sqlite(dir) }
+        let dir = TempDir::new("repo-test");
+        Self::open(&dir.sqlite_url(), Box::new(dir))
     }
 
     fn postgres() -> Self {
-        let admin_url = std::env::var("VOLSCAN_TEST_PG_URL").unwrap_or_else(|_| {
-            panic!(
-                "VOLSCAN_TEST_PG_URL is not set: the PostgreSQL tests need a server. \
-                 Run scripts/test.sh, which starts one, or set it to an admin URL such as \
-                 postgres://postgres@127.0.0.1:5432/postgres"
-            )
-        });
-        let name = format!("volscan_test_{}", ScanId::new().0.simple());
-        let mut admin = diesel::PgConnection::establish(&admin_url)
-            .unwrap_or_else(|err| panic!("cannot reach PostgreSQL at VOLSCAN_TEST_PG_URL: {err}"));
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        let (base, _) = admin_url.rsplit_once('/').expect("the admin URL names a database");
-        let repo = DieselRepository::connect(&format!("{base}/{name}"), 8).unwrap();
-        repo.migrate().unwrap();
-        TestDb { repo, cleanup: Cleanup::Postgres { admin_url, name } }
+        let database = PgDatabase::create();
+        let url = database.url().to_owned();
+        Self::open(&url, Box::new(database))
     }
-}
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        match &self.cleanup {
-            Cleanup::Sqlite(dir) => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            Cleanup::Postgres { admin_url, name } => {
-                if let Ok(mut admin) = diesel::PgConnection::establish(admin_url) {
-                    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-                }
-            }
-        }
+    fn open(url: &str, place: Box<dyn std::any::Any>) -> Self {
+        let repo = DieselRepository::connect(url, 8).unwrap();
+        repo.migrate().unwrap();
+        TestDb { repo, _place: place }
     }
 }
 
@@ -244,7 +216,10 @@ fn completing_writes_exactly_one_stat_row(repo: &DieselRepository) {
     repo.claim_next(t(1)).unwrap().unwrap();
     let done = repo.record_outcome(run.scan_id, completed(8192), t(2)).unwrap();
     assert_eq!(done.status, ScanStatus::Completed);
-    assert_eq!((done.progress, done.method, done.completed_at), (100, Some(ScanMethod::Native), Some(t(2))));
+    assert_eq!(
+        (done.progress, done.method, done.completed_at),
+        (100, Some(ScanMethod::Native), Some(t(2)))
+    );
     let stat = repo.latest_stat(&name("data")).unwrap().unwrap();
     assert_eq!((stat.scan_id, stat.usage, stat.ts), (run.scan_id, usage(8192), t(2)));
     assert_eq!(stat.duration, Duration::from_millis(1500));
@@ -263,7 +238,10 @@ fn cancel_and_illegal_transitions(repo: &DieselRepository) {
     let canceled = repo.record_outcome(queued.scan_id, RunOutcome::Canceled, t(1)).unwrap();
     assert_eq!((canceled.status, canceled.completed_at), (ScanStatus::Canceled, Some(t(1))));
     let err = repo.record_outcome(queued.scan_id, RunOutcome::Canceled, t(2)).unwrap_err();
-    assert_eq!(err.to_string(), format!("scan run {}: a canceled run cannot become canceled", queued.scan_id));
+    assert_eq!(
+        err.to_string(),
+        format!("scan run {}: a canceled run cannot become canceled", queued.scan_id)
+    );
     // A queued run cannot complete without being claimed.
     let other = repo.enqueue(new_run("bb", t(3))).unwrap().run;
     assert!(repo.record_outcome(other.scan_id, completed(1), t(4)).is_err());
@@ -275,8 +253,12 @@ fn cancel_and_illegal_transitions(repo: &DieselRepository) {
     let failed_run = repo.enqueue(new_run("cc", t(7))).unwrap().run;
     repo.claim_next(t(7)).unwrap().unwrap();
     let reason = "timeout".to_owned();
-    let failed = repo.record_outcome(failed_run.scan_id, RunOutcome::Failed { reason }, t(8)).unwrap();
-    assert_eq!((failed.status, failed.error_message.as_deref()), (ScanStatus::Failed, Some("timeout")));
+    let failed =
+        repo.record_outcome(failed_run.scan_id, RunOutcome::Failed { reason }, t(8)).unwrap();
+    assert_eq!(
+        (failed.status, failed.error_message.as_deref()),
+        (ScanStatus::Failed, Some("timeout"))
+    );
 }
 
 fn retry_waits_and_requeue_gives_the_attempt_back(repo: &DieselRepository) {
@@ -284,7 +266,10 @@ fn retry_waits_and_requeue_gives_the_attempt_back(repo: &DieselRepository) {
     repo.claim_next(t(0)).unwrap().unwrap();
     let retry = RunOutcome::Retry { not_before: t(60), reason: "du exited with 1".into() };
     let waiting = repo.record_outcome(run.scan_id, retry, t(1)).unwrap();
-    assert_eq!((waiting.status, waiting.attempt, waiting.not_before), (ScanStatus::Queued, 1, Some(t(60))));
+    assert_eq!(
+        (waiting.status, waiting.attempt, waiting.not_before),
+        (ScanStatus::Queued, 1, Some(t(60)))
+    );
     assert_eq!(repo.claim_next(t(59)).unwrap(), None, "not due before not_before");
     let second = repo.claim_next(t(60)).unwrap().unwrap();
     assert_eq!((second.attempt, second.not_before), (2, None));
@@ -317,7 +302,8 @@ fn runs_are_listed_newest_first_and_counted(repo: &DieselRepository) {
     repo.enqueue(new_run("r4", t(10))).unwrap();
     let claimed = repo.claim_next(t(20)).unwrap().unwrap();
     repo.record_outcome(claimed.scan_id, completed(1), t(21)).unwrap();
-    let listed: Vec<_> = repo.runs(&RunFilter { batch: Some(batch), ..RunFilter::default() }).unwrap();
+    let listed: Vec<_> =
+        repo.runs(&RunFilter { batch: Some(batch), ..RunFilter::default() }).unwrap();
     assert_eq!(listed.iter().map(|r| r.scan_id).collect::<Vec<_>>(), [ids[2], ids[1], ids[0]]);
     assert_eq!(listed[0].trigger, Trigger::Bulk);
     let limited = repo.runs(&RunFilter { limit: Some(2), ..RunFilter::default() }).unwrap();
@@ -341,7 +327,10 @@ fn latest_stats_and_history(repo: &DieselRepository) {
     let sizes: Vec<_> = latest.iter().map(|s| (s.volume.as_str(), s.usage.size_bytes)).collect();
     assert_eq!(sizes, [("hist", 1004), ("other", 7)]);
     let all = repo.history(&name("hist"), None, None, 100).unwrap();
-    assert_eq!(all.iter().map(|s| s.usage.size_bytes).collect::<Vec<_>>(), [1000, 1001, 1002, 1003, 1004]);
+    assert_eq!(
+        all.iter().map(|s| s.usage.size_bytes).collect::<Vec<_>>(),
+        [1000, 1001, 1002, 1003, 1004]
+    );
     let window = repo.history(&name("hist"), Some(t(10)), Some(t(40)), 100).unwrap();
     assert_eq!(window.iter().map(|s| s.usage.size_bytes).collect::<Vec<_>>(), [1001, 1002, 1003]);
     let newest_two = repo.history(&name("hist"), None, None, 2).unwrap();
@@ -359,9 +348,15 @@ fn recovery_fails_interrupted_runs_and_queues_fresh_ones(repo: &DieselRepository
     assert_eq!(fresh.len(), 2);
     for old in [a.scan_id, b.scan_id] {
         let old = repo.run(old).unwrap().unwrap();
-        assert_eq!((old.status, old.error_message.as_deref()), (ScanStatus::Failed, Some(INTERRUPTED)));
+        assert_eq!(
+            (old.status, old.error_message.as_deref()),
+            (ScanStatus::Failed, Some(INTERRUPTED))
+        );
         let new = repo.active_run(&old.volume).unwrap().unwrap();
-        assert_eq!((new.status, new.queued_at, new.trigger), (ScanStatus::Queued, t(10), Trigger::Manual));
+        assert_eq!(
+            (new.status, new.queued_at, new.trigger),
+            (ScanStatus::Queued, t(10), Trigger::Manual)
+        );
         assert!(fresh.contains(&new));
     }
     assert_eq!(repo.run(waiting.scan_id).unwrap().unwrap().status, ScanStatus::Queued);
@@ -403,7 +398,16 @@ fn claim_race_gives_every_run_to_exactly_one_worker(repo: &DieselRepository) {
                         Some(run) => mine.push(run.scan_id),
                         // PostgreSQL's SKIP LOCKED may find nothing while others hold
                         // the last rows; stop only once nothing is queued.
-                        None if repo.count_runs(&RunFilter { status: Some(ScanStatus::Queued), ..RunFilter::default() }).unwrap() == 0 => break,
+                        None if repo
+                            .count_runs(&RunFilter {
+                                status: Some(ScanStatus::Queued),
+                                ..RunFilter::default()
+                            })
+                            .unwrap()
+                            == 0 =>
+                        {
+                            break;
+                        }
                         None => {}
                     }
                 }
@@ -429,15 +433,24 @@ fn estimated_duration_comes_from_the_last_scan(repo: &DieselRepository) {
     repo.record_outcome(first.scan_id, completed(1), t(1)).unwrap();
     let second = repo.enqueue(new_run("est", t(2))).unwrap().run;
     assert_eq!(second.estimated_duration, Some(Duration::from_millis(1500)));
-    assert_eq!(repo.run(second.scan_id).unwrap().unwrap().estimated_duration, Some(Duration::from_millis(1500)));
+    assert_eq!(
+        repo.run(second.scan_id).unwrap().unwrap().estimated_duration,
+        Some(Duration::from_millis(1500))
+    );
 }
 
 #[test]
 fn unsupported_urls_and_unreachable_servers_are_clear_errors() {
     let err = DieselRepository::connect("mysql://x", 1).unwrap_err();
-    assert_eq!(err.to_string(), "unsupported database url (expected sqlite://PATH or postgres://…)");
+    assert_eq!(
+        err.to_string(),
+        "unsupported database url (expected sqlite://PATH or postgres://…)"
+    );
     let err = DieselRepository::connect("postgres://nobody@127.0.0.1:1/none", 1).unwrap_err();
     assert_eq!(err.to_string(), "failed to connect to the postgres database");
     assert!(Backend::from_url("sqlite://").is_err());
-    assert_eq!(Backend::from_url("sqlite:///var/lib/v.db").unwrap(), Backend::Sqlite("/var/lib/v.db".into()));
+    assert_eq!(
+        Backend::from_url("sqlite:///var/lib/v.db").unwrap(),
+        Backend::Sqlite("/var/lib/v.db".into())
+    );
 }

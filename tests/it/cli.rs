@@ -1,0 +1,118 @@
+//! The server binary's subcommands: `migrate`, `check-config`, and `serve`
+//! (start-up, refusal of bad config, SIGTERM).
+
+use std::process::Stdio;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use volscan_testing::{PgDatabase, TempDir};
+
+use crate::support::{free_port, http_get, run_server, server, text};
+
+#[track_caller]
+fn check_migrate_twice(url: &str) {
+    let first = run_server(&["migrate"], &[("DATABASE_URL", url)]);
+    let (stdout, stderr) = text(&first);
+    assert!(first.status.success(), "migrate failed: {stderr}");
+    assert!(stdout.contains("applied migrations"), "{stdout}");
+    let second = run_server(&["migrate"], &[("DATABASE_URL", url)]);
+    let (stdout, stderr) = text(&second);
+    assert!(second.status.success(), "second migrate failed: {stderr}");
+    assert!(stdout.contains("up to date"), "the second run must change nothing: {stdout}");
+}
+
+#[test]
+fn migrate_twice_changes_nothing_on_sqlite() {
+    let dir = TempDir::new("it-migrate");
+    check_migrate_twice(&dir.sqlite_url());
+}
+
+#[test]
+fn migrate_twice_changes_nothing_on_postgres() {
+    let database = PgDatabase::create();
+    check_migrate_twice(database.url());
+}
+
+#[test]
+fn check_config_prints_every_variable_with_secrets_masked() {
+    let output = run_server(
+        &["check-config"],
+        &[
+            ("AUTH_TOKEN", "tok-very-secret"),
+            ("DATABASE_URL", "postgres://volscan:hunter2@db:5432/volscan"),
+            ("SCAN_INTERVAL", "1h 30m"),
+        ],
+    );
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    for name in volscan_config::VARIABLES {
+        assert!(stdout.contains(&format!("{name}=")), "{name} missing from:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("SCAN_INTERVAL=1h 30m") || stdout.contains("SCAN_INTERVAL='1h 30m'"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("tok-very-secret") && !stdout.contains("hunter2"), "{stdout}");
+    assert!(stdout.contains("volscan:***@db"), "{stdout}");
+}
+
+#[test]
+fn an_invalid_value_stops_start_up_with_a_message_naming_it() {
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let dir = TempDir::new("it-badconfig");
+    let url = dir.sqlite_url();
+    let output = run_server(
+        &[],
+        &[("SCAN_INTERVAL", "abc"), ("VOLSCAN_BIND", &bind), ("DATABASE_URL", &url)],
+    );
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("SCAN_INTERVAL=\"abc\""), "{stderr}");
+    assert!(stderr.contains("expected a duration"), "{stderr}");
+    assert!(http_get(port, "/api/v1/health").is_none(), "nothing may listen");
+    assert!(!dir.path().join("volscan.db").exists(), "nothing may be created");
+}
+
+#[test]
+fn serve_migrates_answers_health_and_stops_on_sigterm() {
+    let dir = TempDir::new("it-serve");
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let url = dir.sqlite_url();
+    let mut child =
+        server(&[("DATABASE_URL", &url), ("VOLSCAN_BIND", &bind), ("RUST_LOG", "warn")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (status, body) = loop {
+        if let Some(answer) = http_get(port, "/api/v1/health") {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "the server did not answer within 20 s");
+        assert!(child.try_wait().unwrap().is_none(), "the server exited early");
+        sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""status":"healthy""#), "{body}");
+    let unknown = http_get(port, "/api/v1/nope").unwrap();
+    assert_eq!(unknown.0, 404);
+    assert!(unknown.1.contains(r#""code":"not_found""#), "{}", unknown.1);
+
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stopped = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(stopped.elapsed() < Duration::from_secs(10), "the server ignored SIGTERM for 10 s");
+        sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "exit status {exit}");
+}

@@ -1,0 +1,12 @@
+//! volscan's integration tests: one test binary that drives the real server
+//! binary and the HTTP app factory against real SQLite and PostgreSQL.
+//!
+//! PostgreSQL comes from `VOLSCAN_TEST_PG_URL` (see `volscan_testing`); the
+//! README's test command starts a server and sets it.
+
+// Helpers outside `#[test]` functions panic on purpose too: a failed setup is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod health;
+mod support;

@@ -1,0 +1,162 @@
+//! `cargo xtask`: volscan's project automation, in Rust so it runs wherever cargo does.
+//!
+//! `ci` runs exactly what CI runs; `migrate` applies the embedded migrations.
+//! The tidy tests (`tidy.rs`) run as part of `cargo test`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+
+mod tidy;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  ci                              fmt --check, clippy -D warnings, the whole test suite,
+                                  cargo deny (offline advisories) and the dependency checks
+  migrate [--database-url URL]    apply the embedded migrations (default: DATABASE_URL
+                                  from the environment or VOLSCAN_CONFIG, else sqlite://volscan.db)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("migrate") => migrate(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask's parent directory).
+fn root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(root());
+    command
+}
+
+fn run(step: &str, mut command: Command) -> anyhow::Result<()> {
+    eprintln!("\n==> {step}");
+    let status = command.status().with_context(|| format!("failed to start {step}"))?;
+    if !status.success() {
+        bail!("{step} failed ({status})");
+    }
+    Ok(())
+}
+
+fn ci() -> anyhow::Result<()> {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    run("cargo fmt --check", fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    run("cargo clippy", clippy)?;
+
+    let mut test = cargo();
+    test.args(["test", "--workspace"]);
+    run("cargo test", test)?;
+
+    deny()?;
+    dependency_checks()?;
+    Ok(())
+}
+
+/// `cargo deny check` with the advisory database shipped beside the repository,
+/// unpacked where cargo-deny looks for it, so no network is needed.
+fn deny() -> anyhow::Result<()> {
+    let archive = root().join("../shared/advisory-db.tar.gz");
+    if !archive.exists() {
+        bail!("{} is missing: cargo deny needs the shipped advisory database", archive.display());
+    }
+    let cargo_home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|home| Path::new(&home).join(".cargo")))
+        .context("neither CARGO_HOME nor HOME is set")?;
+    let db_path = cargo_home.join("advisory-dbs");
+    std::fs::create_dir_all(&db_path)
+        .with_context(|| format!("failed to create {}", db_path.display()))?;
+    let mut untar = Command::new("tar");
+    untar.arg("-xzf").arg(&archive).arg("-C").arg(&db_path);
+    run("unpack the advisory database", untar)?;
+
+    // `--offline` also keeps cargo-deny's `cargo metadata` from downloading, so
+    // every platform's crates are fetched first.
+    let mut fetch = cargo();
+    fetch.args(["fetch", "--quiet"]);
+    run("cargo fetch", fetch)?;
+    let mut deny = cargo();
+    deny.args(["deny", "--offline", "check"]);
+    run("cargo deny check", deny)
+}
+
+/// The domain must not reach diesel, actix-web or tokio even transitively, and
+/// the scheduler must not reach actix-web or docker-api.
+fn dependency_checks() -> anyhow::Result<()> {
+    let forbidden: &[(&str, &[&str])] = &[
+        ("volscan-domain", &["diesel", "actix-web", "tokio"]),
+        ("volscan-scheduler", &["actix-web", "docker-api"]),
+    ];
+    eprintln!("\n==> dependency checks");
+    let workspace = tidy::workspace_packages()?;
+    for (krate, banned) in forbidden {
+        if !workspace.iter().any(|p| p.name == *krate) {
+            continue;
+        }
+        for dep in *banned {
+            let output = cargo()
+                .args(["tree", "-p", krate, "-e", "normal", "-i", dep])
+                .output()
+                .context("failed to run cargo tree")?;
+            // `cargo tree -i` fails when the package is not in the graph at all: that is the pass.
+            if output.status.success() && !output.stdout.is_empty() {
+                bail!("{krate} depends on {dep}:\n{}", String::from_utf8_lossy(&output.stdout));
+            }
+        }
+    }
+    eprintln!("ok");
+    Ok(())
+}
+
+fn migrate(args: &[String]) -> anyhow::Result<()> {
+    let url = match args {
+        [] => volscan_config::Config::load()
+            .context("failed to load configuration")?
+            .database
+            .url
+            .as_str()
+            .to_owned(),
+        [flag, url] if flag == "--database-url" => url.clone(),
+        [flag] if flag.starts_with("--database-url=") => flag["--database-url=".len()..].to_owned(),
+        _ => bail!("usage: cargo xtask migrate [--database-url URL]"),
+    };
+    let repo =
+        volscan_repo::DieselRepository::connect(&url, 1).context("failed to open the database")?;
+    let applied = repo.migrate().context("failed to migrate the database")?;
+    if applied.is_empty() {
+        println!("{}: up to date", repo.backend_name());
+    } else {
+        println!("{}: applied {}", repo.backend_name(), applied.join(", "));
+    }
+    Ok(())
+}
