@@ -235,6 +235,21 @@ fn new_run_row(run: &NewScanRun, estimate_ms: Option<i64>) -> ScanRunRow {
     }
 }
 
+/// `scan_runs` narrowed by `filter`'s volume, status and batch (not its limit).
+fn filtered_runs(filter: &RunFilter) -> scan_runs::BoxedQuery<'static, connection::MultiBackend> {
+    let mut query = scan_runs::table.into_boxed();
+    if let Some(volume) = &filter.volume {
+        query = query.filter(scan_runs::volume_id.eq(volume.as_str().to_owned()));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(scan_runs::status.eq(status.as_str()));
+    }
+    if let Some(batch) = filter.batch {
+        query = query.filter(scan_runs::batch_id.eq(batch.to_string()));
+    }
+    query
+}
+
 fn is_unique_violation(err: &TxError) -> bool {
     matches!(
         err,
@@ -507,16 +522,7 @@ impl Repository for DieselRepository {
 
     fn runs(&self, filter: &RunFilter) -> Result<Vec<ScanRun>, RepoError> {
         self.with_conn(|conn| {
-            let mut query = scan_runs::table.select(ScanRunRow::as_select()).into_boxed();
-            if let Some(volume) = &filter.volume {
-                query = query.filter(scan_runs::volume_id.eq(volume.as_str().to_owned()));
-            }
-            if let Some(status) = filter.status {
-                query = query.filter(scan_runs::status.eq(status.as_str()));
-            }
-            if let Some(batch) = filter.batch {
-                query = query.filter(scan_runs::batch_id.eq(batch.to_string()));
-            }
+            let mut query = filtered_runs(filter).select(ScanRunRow::as_select());
             if let Some(limit) = filter.limit {
                 query = query.limit(i64::from(limit));
             }
@@ -528,17 +534,7 @@ impl Repository for DieselRepository {
 
     fn count_runs(&self, filter: &RunFilter) -> Result<u64, RepoError> {
         self.with_conn(|conn| {
-            let mut query = scan_runs::table.select(count_star()).into_boxed();
-            if let Some(volume) = &filter.volume {
-                query = query.filter(scan_runs::volume_id.eq(volume.as_str().to_owned()));
-            }
-            if let Some(status) = filter.status {
-                query = query.filter(scan_runs::status.eq(status.as_str()));
-            }
-            if let Some(batch) = filter.batch {
-                query = query.filter(scan_runs::batch_id.eq(batch.to_string()));
-            }
-            let n: i64 = query.first(conn)?;
+            let n: i64 = filtered_runs(filter).select(count_star()).first(conn)?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
     }
@@ -653,54 +649,55 @@ impl Repository for DieselRepository {
 
     fn purge_stats_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepoError> {
         let cutoff = to_db_time(cutoff);
-        let batch = batch.max(1);
-        let mut total = 0;
-        loop {
-            let deleted = self.with_conn(|conn| {
-                let doomed: Vec<i64> = volume_stats::table
-                    .filter(volume_stats::ts.lt(cutoff))
-                    .select(volume_stats::id)
-                    .limit(i64::from(batch))
-                    .load(conn)?;
-                if doomed.is_empty() {
-                    return Ok(0);
-                }
-                Ok(diesel::delete(volume_stats::table.filter(volume_stats::id.eq_any(&doomed)))
-                    .execute(conn)?)
-            })?;
-            total += deleted as u64;
-            if deleted < batch as usize {
-                return Ok(total);
-            }
-        }
+        self.delete_in_batches(batch, |conn, limit| {
+            let doomed: Vec<i64> = volume_stats::table
+                .filter(volume_stats::ts.lt(cutoff))
+                .select(volume_stats::id)
+                .limit(limit)
+                .load(conn)?;
+            diesel::delete(volume_stats::table.filter(volume_stats::id.eq_any(&doomed)))
+                .execute(conn)?;
+            Ok(doomed.len())
+        })
     }
 
     fn purge_runs_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepoError> {
         let cutoff = to_db_time(cutoff);
+        self.delete_in_batches(batch, |conn, limit| {
+            let doomed: Vec<String> = scan_runs::table
+                .filter(scan_runs::status.eq_any(final_statuses()))
+                .filter(scan_runs::completed_at.lt(cutoff))
+                .select(scan_runs::scan_id)
+                .limit(limit)
+                .load(conn)?;
+            // The status condition is repeated on the delete itself; final states never
+            // change, but the delete must never be able to touch an active run.
+            diesel::delete(
+                scan_runs::table
+                    .filter(scan_runs::scan_id.eq_any(&doomed))
+                    .filter(scan_runs::status.eq_any(final_statuses())),
+            )
+            .execute(conn)?;
+            Ok(doomed.len())
+        })
+    }
+}
+
+impl DieselRepository {
+    /// Runs `one_batch` (which deletes at most `limit` rows and returns how many
+    /// it chose) in short statements until a batch comes back short, so a large
+    /// purge never holds a long lock. Returns the rows chosen in all.
+    fn delete_in_batches(
+        &self,
+        batch: u32,
+        mut one_batch: impl FnMut(&mut AnyConnection, i64) -> Result<usize, TxError>,
+    ) -> Result<u64, RepoError> {
         let batch = batch.max(1);
         let mut total = 0;
         loop {
-            let deleted = self.with_conn(|conn| {
-                let doomed: Vec<String> = scan_runs::table
-                    .filter(scan_runs::status.eq_any(final_statuses()))
-                    .filter(scan_runs::completed_at.lt(cutoff))
-                    .select(scan_runs::scan_id)
-                    .limit(i64::from(batch))
-                    .load(conn)?;
-                if doomed.is_empty() {
-                    return Ok(0);
-                }
-                // The status condition is repeated on the delete itself; final states never
-                // change, but the delete must never be able to touch an active run.
-                Ok(diesel::delete(
-                    scan_runs::table
-                        .filter(scan_runs::scan_id.eq_any(&doomed))
-                        .filter(scan_runs::status.eq_any(final_statuses())),
-                )
-                .execute(conn)?)
-            })?;
-            total += deleted as u64;
-            if deleted < batch as usize {
+            let chosen = self.with_conn(|conn| one_batch(conn, i64::from(batch)))?;
+            total += chosen as u64;
+            if chosen < batch as usize {
                 return Ok(total);
             }
         }
