@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one command that runs every volscan test on a fresh Debian machine, as root:
-# it installs what the tests need (PostgreSQL, cargo-deny), starts a throwaway
+# it installs what the tests need (PostgreSQL, diskus, cargo-deny), starts a throwaway
 # PostgreSQL cluster, runs `cargo xtask ci` against it, and stops the cluster.
 set -euo pipefail
 
@@ -38,6 +38,13 @@ su postgres -s /bin/sh -c "'$PG_BIN/initdb' -D '$PG_DIR/data' -A trust -U postgr
 su postgres -s /bin/sh -c "'$PG_BIN/pg_ctl' -D '$PG_DIR/data' -l '$PG_DIR/log' -w \
   -o \"-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200\" start" >/dev/null
 export VOLSCAN_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+
+# --- diskus, for the diskus engine's tests --------------------------------------
+# Installed under /usr/local so that the unprivileged-user tests can run it too.
+if ! [ -x /usr/local/bin/diskus ]; then
+  log "installing diskus"
+  cargo install --locked --root /usr/local diskus
+fi
 
 # --- cargo-deny and its advisory database -------------------------------------
 if ! command -v cargo-deny >/dev/null 2>&1; then

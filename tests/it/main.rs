@@ -8,5 +8,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod engines;
 mod health;
 mod support;

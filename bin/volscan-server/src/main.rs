@@ -2,13 +2,16 @@
 //! one value per port, wires them together and runs; it makes no decisions of
 //! its own.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use volscan_config::Config;
-use volscan_domain::Repository;
+use volscan_domain::{EngineChain, Repository, ScanMethod};
 use volscan_repo::DieselRepository;
+
+mod scan_command;
 
 /// Measures how much disk every Docker volume uses, keeps the history in SQLite
 /// or PostgreSQL, and serves it over HTTP.
@@ -32,6 +35,40 @@ enum Command {
     Migrate,
     /// Validate the configuration and print the effective values, secrets masked.
     CheckConfig,
+    /// Measure one directory once and print its usage (size, apparent size,
+    /// files, directories, unreadable entries).
+    Scan {
+        /// The directory to measure; symlinks are not followed and other
+        /// filesystems mounted below it are not counted.
+        path: PathBuf,
+        /// Use this method instead of SCAN_METHODS_ORDER's first available one.
+        #[arg(long, value_enum)]
+        method: Option<MethodArg>,
+        /// Print JSON with the field names of the API instead of human units.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `--method` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MethodArg {
+    /// The in-process parallel walker: every field, real progress.
+    Native,
+    /// GNU `du -s -x -B1`: size only.
+    Du,
+    /// The `diskus` binary: size only; unavailable with a mount below the path.
+    Diskus,
+}
+
+impl From<MethodArg> for ScanMethod {
+    fn from(method: MethodArg) -> Self {
+        match method {
+            MethodArg::Native => ScanMethod::Native,
+            MethodArg::Du => ScanMethod::Du,
+            MethodArg::Diskus => ScanMethod::Diskus,
+        }
+    }
 }
 
 /// Connections in the pool: enough for the HTTP handlers and the workers.
@@ -61,7 +98,22 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => serve(config),
+        Command::Scan { path, method, json } => {
+            scan_command::run(&path, method.map(ScanMethod::from), engine_chain(&config), json)
+        }
     }
+}
+
+/// SCAN_METHODS_ORDER as engines.
+fn engine_chain(config: &Config) -> EngineChain {
+    let method = |name: volscan_config::ScanMethodName| match name {
+        volscan_config::ScanMethodName::Diskus => ScanMethod::Diskus,
+        volscan_config::ScanMethodName::Du => ScanMethod::Du,
+        volscan_config::ScanMethodName::Native => ScanMethod::Native,
+    };
+    EngineChain::new(
+        config.scan.methods_order.iter().map(|name| volscan_scan::engine(method(*name))).collect(),
+    )
 }
 
 fn open_database(config: &Config) -> anyhow::Result<DieselRepository> {

@@ -16,8 +16,9 @@ mod volume;
 pub use ids::{BatchId, ScanId};
 pub use name::{InvalidVolumeName, VolumeName};
 pub use ports::{
-    BoxError, CancelReason, CancelToken, Enqueued, NewScanRun, RepoError, Repository, RunFilter,
-    RunOutcome, ScanContext, ScanEngine, ScanError, SourceError, StatusCounts, VolumeSource,
+    BoxError, CancelReason, CancelToken, EngineChain, Enqueued, NewScanRun, RepoError, Repository,
+    RunFilter, RunOutcome, ScanContext, ScanEngine, ScanError, SourceError, StatusCounts,
+    VolumeSource,
 };
 pub use run::{IllegalTransition, ParseEnumError, ScanMethod, ScanRun, ScanStatus, Trigger};
 pub use usage::{Usage, VolumeStat};

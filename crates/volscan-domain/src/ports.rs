@@ -100,6 +100,49 @@ pub trait ScanEngine: Send + Sync {
     fn scan(&self, root: &Path, context: &ScanContext<'_>) -> Result<Usage, ScanError>;
 }
 
+/// The engines to try, in the order of `SCAN_METHODS_ORDER`.
+///
+/// `select` falls back to the next engine only when one is *unavailable*
+/// (its binary is missing, or diskus meets a mount below the root); an
+/// engine that fails or times out is not replaced by another.
+#[derive(Clone)]
+pub struct EngineChain {
+    engines: Vec<Arc<dyn ScanEngine>>,
+}
+
+impl EngineChain {
+    /// A chain trying `engines` in order.
+    pub fn new(engines: Vec<Arc<dyn ScanEngine>>) -> Self {
+        Self { engines }
+    }
+
+    /// The engines, in order.
+    pub fn engines(&self) -> &[Arc<dyn ScanEngine>] {
+        &self.engines
+    }
+
+    /// The first engine available for `root`, or `NoEngine` with every reason.
+    pub fn select(&self, root: &Path) -> Result<Arc<dyn ScanEngine>, ScanError> {
+        let mut reasons = Vec::new();
+        for engine in &self.engines {
+            match engine.availability(root) {
+                Ok(()) => return Ok(Arc::clone(engine)),
+                Err(ScanError::Unavailable { method, reason }) => {
+                    reasons.push(format!("{method}: {reason}"));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(ScanError::NoEngine { reasons: reasons.join("; ") })
+    }
+}
+
+impl std::fmt::Debug for EngineChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.engines.iter().map(|engine| engine.method())).finish()
+    }
+}
+
 /// Why a scan produced no `Usage`.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
@@ -122,6 +165,12 @@ pub enum ScanError {
         method: ScanMethod,
         /// Why, for the log.
         reason: String,
+    },
+    /// No engine of the chain is available for this root.
+    #[error("no scan method is available: {reasons}")]
+    NoEngine {
+        /// Each engine's reason, `method: reason; …`.
+        reasons: String,
     },
     /// An external tool could not be started.
     #[error("failed to start `{tool}`")]
@@ -451,6 +500,57 @@ mod tests {
         token.cancel(CancelReason::User);
         assert_eq!(token.reason(), Some(CancelReason::Timeout));
         assert!(token.is_canceled());
+    }
+
+    /// An engine whose availability is fixed, for the chain tests.
+    struct Fixed(ScanMethod, Option<&'static str>);
+
+    impl ScanEngine for Fixed {
+        fn method(&self) -> ScanMethod {
+            self.0
+        }
+
+        fn availability(&self, _root: &Path) -> Result<(), ScanError> {
+            match self.1 {
+                None => Ok(()),
+                Some("missing-root") => Err(ScanError::RootMissing { path: "/x".into() }),
+                Some(reason) => {
+                    Err(ScanError::Unavailable { method: self.0, reason: reason.into() })
+                }
+            }
+        }
+
+        fn scan(&self, _root: &Path, _context: &ScanContext<'_>) -> Result<Usage, ScanError> {
+            Ok(Usage::default())
+        }
+    }
+
+    #[track_caller]
+    fn check_chain(engines: Vec<Fixed>, expected: Result<ScanMethod, &str>) {
+        let chain = EngineChain::new(
+            engines.into_iter().map(|e| Arc::new(e) as Arc<dyn ScanEngine>).collect(),
+        );
+        let picked = chain
+            .select(Path::new("/x"))
+            .map(|engine| engine.method())
+            .map_err(|err| err.to_string());
+        assert_eq!(picked, expected.map_err(str::to_owned));
+    }
+
+    #[test]
+    fn the_chain_falls_back_only_when_unavailable() {
+        use ScanMethod::*;
+        check_chain(vec![Fixed(Diskus, None), Fixed(Du, None)], Ok(Diskus));
+        check_chain(vec![Fixed(Diskus, Some("not on PATH")), Fixed(Du, None)], Ok(Du));
+        check_chain(
+            vec![Fixed(Diskus, Some("not on PATH")), Fixed(Du, Some("not on PATH"))],
+            Err("no scan method is available: diskus: not on PATH; du: not on PATH"),
+        );
+        // Any other error stops the chain: it is not a reason to try another method.
+        check_chain(
+            vec![Fixed(Diskus, Some("missing-root")), Fixed(Du, None)],
+            Err("scan root /x does not exist"),
+        );
     }
 
     #[test]

@@ -1,0 +1,278 @@
+//! Running an external tool (`du`, `diskus`) so that it can always be stopped.
+//!
+//! The tool gets an argument vector, no stdin, and its own process group. While
+//! it runs, the caller's `CancelToken` is polled; when it is set, the whole
+//! group is killed with SIGKILL and the tool is reaped, so neither a zombie nor
+//! an orphan remains. Standard output is kept up to a limit; standard error is
+//! counted by lines and its last few KiB are kept for the error message.
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use volscan_domain::{CancelToken, ScanError};
+
+/// How much of a tool's standard output is kept; the tools print one line.
+const MAX_STDOUT: usize = 64 * 1024;
+/// How much of the end of a tool's standard error is kept.
+const MAX_STDERR: usize = 4 * 1024;
+/// How often a running tool's exit and the cancel flag are checked.
+const POLL: Duration = Duration::from_millis(10);
+
+/// What a tool left behind when it exited by itself.
+#[derive(Debug)]
+pub(crate) struct ToolOutput {
+    pub status: ExitStatus,
+    pub stdout: String,
+    /// The last `MAX_STDERR` bytes of standard error.
+    pub stderr_tail: String,
+    /// Lines of standard error that `counts_as_error` accepted.
+    pub error_lines: u64,
+}
+
+/// Decides whether one line of a tool's standard error reports an entry that
+/// could not be read (as opposed to one that vanished during the scan).
+pub(crate) type LineFilter = fn(&[u8]) -> bool;
+
+/// How to run one tool.
+pub(crate) struct Invocation<'a> {
+    /// Its name, for errors.
+    pub tool: &'static str,
+    /// Its executable.
+    pub program: &'a Path,
+    /// Its arguments.
+    pub args: &'a [&'a OsStr],
+    /// Extra environment variables.
+    pub env: &'a [(&'a str, &'a str)],
+    /// Which standard error lines are errors.
+    pub counts_as_error: LineFilter,
+}
+
+/// Finds `program` in the directories of `PATH`, as an executable file.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata().is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// Runs the tool until it exits or `cancel` is set.
+pub(crate) fn run(
+    invocation: &Invocation<'_>,
+    cancel: &CancelToken,
+) -> Result<ToolOutput, ScanError> {
+    let Invocation { tool, program, args, env, counts_as_error } = *invocation;
+    let mut child = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so that killing the group reaches anything it started.
+        .process_group(0)
+        .spawn()
+        .map_err(|source| ScanError::Spawn { tool, source })?;
+    let stdout = child.stdout.take().map(|pipe| thread::spawn(move || read_head(pipe, MAX_STDOUT)));
+    let stderr =
+        child.stderr.take().map(|pipe| thread::spawn(move || read_tail(pipe, counts_as_error)));
+
+    let status = loop {
+        if let Some(reason) = cancel.reason() {
+            kill_group(&mut child);
+            // The readers end once every process of the group has closed its pipes.
+            join(stdout);
+            join(stderr);
+            return Err(ScanError::Canceled(reason));
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => thread::sleep(POLL),
+            Err(source) => {
+                kill_group(&mut child);
+                return Err(ScanError::Spawn { tool, source });
+            }
+        }
+    };
+    let stdout = join(stdout).map(|(bytes, _)| bytes).unwrap_or_default();
+    let (stderr_tail, error_lines) = join(stderr).unwrap_or_default();
+    Ok(ToolOutput {
+        status,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr_tail: String::from_utf8_lossy(&stderr_tail).trim_end().to_owned(),
+        error_lines,
+    })
+}
+
+/// SIGKILL to the child's whole process group, then reap the child.
+fn kill_group(child: &mut Child) {
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        // ESRCH (already gone) is fine: there is nothing left to kill.
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    let _ = child.wait();
+}
+
+fn join<T: Default>(handle: Option<thread::JoinHandle<T>>) -> Option<T> {
+    handle.map(|handle| handle.join().unwrap_or_default())
+}
+
+/// Reads a pipe to its end, keeping the first `limit` bytes.
+fn read_head(mut pipe: impl Read, limit: usize) -> (Vec<u8>, u64) {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = pipe.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        let room = limit.saturating_sub(kept.len());
+        kept.extend_from_slice(&buf[..n.min(room)]);
+    }
+    (kept, 0)
+}
+
+/// Reads a pipe to its end, keeping the last `MAX_STDERR` bytes and counting
+/// the lines `counts_as_error` accepts. A line longer than `MAX_STDERR` is
+/// judged by its first `MAX_STDERR` bytes.
+fn read_tail(mut pipe: impl Read, counts_as_error: LineFilter) -> (Vec<u8>, u64) {
+    let mut kept: Vec<u8> = Vec::new();
+    let mut line: Vec<u8> = Vec::new();
+    let mut errors = 0;
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = pipe.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        for &byte in &buf[..n] {
+            if byte == b'\n' {
+                errors += u64::from(counts_as_error(&line));
+                line.clear();
+            } else if line.len() < MAX_STDERR {
+                line.push(byte);
+            }
+        }
+        kept.extend_from_slice(&buf[..n]);
+        if kept.len() > 2 * MAX_STDERR {
+            kept.drain(..kept.len() - MAX_STDERR);
+        }
+    }
+    if !line.is_empty() {
+        errors += u64::from(counts_as_error(&line));
+    }
+    if kept.len() > MAX_STDERR {
+        kept.drain(..kept.len() - MAX_STDERR);
+    }
+    (kept, errors)
+}
+
+/// Parses the leading decimal number of a tool's output (`12345\t/path`).
+pub(crate) fn leading_number(tool: &'static str, output: &str) -> Result<u64, ScanError> {
+    let digits: &str =
+        output.trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap_or("");
+    digits
+        .parse()
+        .map_err(|_| ScanError::BadOutput { tool, output: output.chars().take(200).collect() })
+}
+
+/// Checks that `root` is an existing directory, without following a symlink.
+pub(crate) fn check_root(root: &Path) -> Result<(), ScanError> {
+    match std::fs::symlink_metadata(root) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(ScanError::NotADirectory { path: root.to_path_buf() }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            Err(ScanError::RootMissing { path: root.to_path_buf() })
+        }
+        Err(source) => Err(ScanError::Io { path: root.to_path_buf(), source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use volscan_domain::CancelReason;
+
+    use super::*;
+
+    #[test]
+    fn output_and_the_end_of_stderr_are_kept() {
+        let sh = find_program("sh").unwrap();
+        let script = "echo 42 out; i=0; while [ $i -lt 3000 ]; do echo line $i >&2; i=$((i+1)); done; exit 3";
+        let even = |line: &[u8]| line.last().is_some_and(|digit| digit % 2 == 0);
+        let args = ["-c".as_ref(), script.as_ref()];
+        let invocation =
+            Invocation { tool: "sh", program: &sh, args: &args, env: &[], counts_as_error: even };
+        let out = run(&invocation, &CancelToken::new()).unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, "42 out\n");
+        assert_eq!(out.error_lines, 1500);
+        assert!(out.stderr_tail.len() <= MAX_STDERR);
+        assert!(out.stderr_tail.ends_with("line 2999"), "{}", out.stderr_tail);
+        assert_eq!(leading_number("sh", &out.stdout).unwrap(), 42);
+    }
+
+    #[test]
+    fn cancel_kills_the_whole_group_and_leaves_no_process() {
+        let sh = find_program("sh").unwrap();
+        // A sleep length no other process uses, to recognise ours in /proc.
+        let seconds = format!("7{}", std::process::id());
+        let marker = format!("sleep\0{seconds}");
+        // A child that starts a grandchild in the same group; both sleep for days.
+        let script = format!("sleep {seconds} & sleep {seconds}");
+        let token = CancelToken::new();
+        let canceller = token.clone();
+        let started = Instant::now();
+        let killer = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(200));
+            canceller.cancel(CancelReason::Timeout);
+        });
+        let args = ["-c".as_ref(), script.as_ref()];
+        let invocation = Invocation {
+            tool: "sh",
+            program: &sh,
+            args: &args,
+            env: &[],
+            counts_as_error: |_| true,
+        };
+        let err = run(&invocation, &token).unwrap_err();
+        killer.join().unwrap();
+        assert!(matches!(err, ScanError::Canceled(CancelReason::Timeout)), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+        // Nothing of the group is left: no process whose parent is us and no sleeper.
+        let me = std::process::id().to_string();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            let fields: Vec<&str> =
+                stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+            // fields[0] is the state, fields[1] the parent pid.
+            assert!(
+                !(fields.get(1) == Some(&me.as_str()) && fields[0] == "Z"),
+                "zombie left: {stat}"
+            );
+            let cmdline = std::fs::read_to_string(entry.path().join("cmdline")).unwrap_or_default();
+            assert!(!cmdline.contains(&marker), "process left: {cmdline}");
+        }
+    }
+
+    #[test]
+    fn a_missing_program_is_a_spawn_error() {
+        let invocation = Invocation {
+            tool: "nope",
+            program: Path::new("/nonexistent/nope"),
+            args: &[],
+            env: &[],
+            counts_as_error: |_| true,
+        };
+        let err = run(&invocation, &CancelToken::new()).unwrap_err();
+        assert!(matches!(err, ScanError::Spawn { tool: "nope", .. }), "{err:?}");
+        assert!(find_program("volscan-no-such-program").is_none());
+    }
+}
