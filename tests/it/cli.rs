@@ -116,3 +116,26 @@ fn serve_migrates_answers_health_and_stops_on_sigterm() {
     };
     assert!(exit.success(), "exit status {exit}");
 }
+
+#[test]
+fn scan_prints_human_units_or_json_and_fails_clearly_on_a_missing_path() {
+    let tree = TempDir::new("it-scan");
+    std::fs::write(tree.path().join("file"), vec![b'x'; 10_000]).unwrap();
+    let root = tree.path().to_str().unwrap();
+    let human = run_server(&["scan", root, "--method", "native"], &[]);
+    let (stdout, stderr) = text(&human);
+    assert!(human.status.success(), "{stderr}");
+    assert!(stdout.contains("files:     1\n") && stdout.contains("dirs:      1\n"), "{stdout}");
+    assert!(stdout.contains("method:    native"), "{stdout}");
+    let json = run_server(&["scan", root, "--method", "du", "--json"], &[]);
+    let (stdout, _) = text(&json);
+    let value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(value["scan_method"], "du");
+    assert_eq!(value["file_count"], serde_json::Value::Null, "du does not know the file count");
+    assert!(value["size_bytes"].as_u64().unwrap() >= 10_000);
+
+    let missing = run_server(&["scan", &format!("{root}/missing"), "--method", "native"], &[]);
+    let (_, stderr) = text(&missing);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr.contains("does not exist"), "{stderr}");
+}

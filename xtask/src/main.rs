@@ -8,6 +8,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
 
+mod bench;
 mod tidy;
 
 const USAGE: &str = "\
@@ -16,6 +17,7 @@ usage: cargo xtask <command>
 commands:
   ci                              fmt --check, clippy -D warnings, the whole test suite,
                                   cargo deny (offline advisories) and the dependency checks
+  bench-scan [--cold] [--runs N]  time the scan methods on generated trees (see --help)
   migrate [--database-url URL]    apply the embedded migrations (default: DATABASE_URL
                                   from the environment or VOLSCAN_CONFIG, else sqlite://volscan.db)
 ";
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("migrate") => migrate(&args[1..]),
+        Some("bench-scan") => bench::bench_scan(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(())

@@ -47,6 +47,9 @@ enum Command {
         /// Print JSON with the field names of the API instead of human units.
         #[arg(long)]
         json: bool,
+        /// Worker threads of the native method (default: 4).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: Option<u16>,
     },
 }
 
@@ -98,8 +101,15 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => serve(config),
-        Command::Scan { path, method, json } => {
-            scan_command::run(&path, method.map(ScanMethod::from), engine_chain(&config), json)
+        Command::Scan { path, method, json, threads } => {
+            let chain = match (method.map(ScanMethod::from), threads) {
+                (Some(ScanMethod::Native), Some(threads)) => EngineChain::new(vec![Arc::new(
+                    volscan_scan::NativeEngine::with_threads(usize::from(threads)),
+                )]),
+                (Some(method), _) => EngineChain::new(vec![volscan_scan::engine(method)]),
+                (None, _) => engine_chain(&config),
+            };
+            scan_command::run(&path, chain, json)
         }
     }
 }

@@ -13,17 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use volscan_domain::{CancelReason, CancelToken, EngineChain, ScanContext, ScanMethod, Usage};
 
-/// Scans `root` with `method`, or with the configured chain when `None`.
-pub fn run(
-    root: &Path,
-    method: Option<ScanMethod>,
-    chain: EngineChain,
-    json: bool,
-) -> anyhow::Result<()> {
-    let chain = match method {
-        Some(method) => EngineChain::new(vec![volscan_scan::engine(method)]),
-        None => chain,
-    };
+/// Scans `root` with the first engine of `chain` available for it.
+pub fn run(root: &Path, chain: EngineChain, json: bool) -> anyhow::Result<()> {
     let engine = chain.select(root).with_context(|| format!("cannot scan {}", root.display()))?;
     let cancel = cancel_on_signals()?;
     let show_progress = !json && std::io::stderr().is_terminal();

@@ -1,0 +1,259 @@
+//! `cargo xtask bench-scan`: wall time and peak memory of the scan methods on
+//! generated trees, as ratios to diskus measured in the same run.
+//!
+//! Trees come from `../shared/bench/mktree.py` and are generated once under
+//! `target/bench/trees` (a `.done` marker says a tree is complete). Every
+//! candidate runs as its own process: the release `volscan-server scan` for
+//! the native method, `diskus`, `du -s -x -B1`, and `floor.c` (one `fstatat`
+//! per entry: the syscall floor). Runs are interleaved so that drift of the
+//! machine hits every candidate alike; the table shows medians.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask bench-scan [--runs N] [--cold] [--trees 100k,1m] [--native-threads 2,4]
+
+  --runs N             measured runs per candidate and tree (default 5)
+  --cold               drop the page cache before every run (root only)
+  --trees LIST         which trees: 100k (about 100,000 entries), 1m (about 1,000,000)
+  --native-threads L   thread counts to measure the native method with (default 2,4)
+";
+
+struct Options {
+    runs: usize,
+    cold: bool,
+    trees: Vec<String>,
+    native_threads: Vec<u32>,
+}
+
+fn parse(args: &[String]) -> anyhow::Result<Options> {
+    let mut options = Options {
+        runs: 5,
+        cold: false,
+        trees: vec!["100k".into(), "1m".into()],
+        native_threads: vec![2, 4],
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value\n{USAGE}"));
+        match arg.as_str() {
+            "--runs" => options.runs = value()?.parse().context("--runs takes a number")?,
+            "--cold" => options.cold = true,
+            "--trees" => options.trees = value()?.split(',').map(str::to_owned).collect(),
+            "--native-threads" => {
+                options.native_threads = value()?
+                    .split(',')
+                    .map(|n| n.parse().context("--native-threads takes numbers"))
+                    .collect::<anyhow::Result<_>>()?;
+            }
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown option {other}\n{USAGE}"),
+        }
+    }
+    anyhow::ensure!(options.runs > 0, "--runs must be at least 1");
+    Ok(options)
+}
+
+/// mktree.py arguments for each tree size.
+fn tree_args(size: &str) -> anyhow::Result<&'static [&'static str]> {
+    Ok(match size {
+        "100k" => &["--files", "100000", "--fanout", "10", "--depth", "3", "--seed", "1"],
+        "1m" => &["--files", "1000000", "--fanout", "10", "--depth", "4", "--seed", "1"],
+        other => bail!("unknown tree {other:?}: expected 100k or 1m"),
+    })
+}
+
+/// One thing to measure.
+struct Candidate {
+    name: String,
+    program: PathBuf,
+    args: Vec<OsString>,
+}
+
+/// One run's result.
+struct Sample {
+    wall: Duration,
+    max_rss_kib: u64,
+    output: String,
+}
+
+pub fn bench_scan(args: &[String]) -> anyhow::Result<()> {
+    let options = parse(args)?;
+    let root = crate::root();
+    let shared = root.join("../shared/bench");
+    let work = root.join("target/bench");
+    std::fs::create_dir_all(work.join("trees"))?;
+
+    let mut build = crate::cargo();
+    build.args(["build", "--release", "--quiet", "-p", "volscan-server"]);
+    crate::run("build the release volscan-server", build)?;
+    let floor = work.join("floor");
+    let mut cc = Command::new("cc");
+    cc.args(["-O2", "-pthread", "-o"]).arg(&floor).arg(shared.join("floor.c"));
+    crate::run("build floor.c", cc)?;
+    let diskus = which("diskus").context("diskus is not on PATH (cargo install diskus)")?;
+    let server = root.join("target/release/volscan-server");
+
+    for size in &options.trees {
+        let tree = ensure_tree(&shared, &work.join("trees"), size)?;
+        let mut candidates = vec![
+            Candidate {
+                name: "diskus".into(),
+                program: diskus.clone(),
+                args: vec![tree.clone().into()],
+            },
+            Candidate {
+                name: "du".into(),
+                program: "du".into(),
+                args: vec![
+                    "-s".into(),
+                    "-x".into(),
+                    "-B1".into(),
+                    "--".into(),
+                    tree.clone().into(),
+                ],
+            },
+            Candidate {
+                name: "floor -j 2".into(),
+                program: floor.clone(),
+                args: vec!["-j".into(), "2".into(), tree.clone().into()],
+            },
+        ];
+        for threads in &options.native_threads {
+            candidates.push(Candidate {
+                name: format!("native -j {threads}"),
+                program: server.clone(),
+                args: vec![
+                    "scan".into(),
+                    tree.clone().into(),
+                    "--method".into(),
+                    "native".into(),
+                    "--threads".into(),
+                    threads.to_string().into(),
+                    "--json".into(),
+                ],
+            });
+        }
+        measure_tree(size, &candidates, &options)?;
+    }
+    Ok(())
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| candidate.is_file())
+}
+
+fn ensure_tree(shared: &Path, trees: &Path, size: &str) -> anyhow::Result<PathBuf> {
+    let tree = trees.join(format!("t{size}"));
+    let done = trees.join(format!("t{size}.done"));
+    if done.exists() {
+        return Ok(tree);
+    }
+    if tree.exists() {
+        std::fs::remove_dir_all(&tree)
+            .with_context(|| format!("failed to remove {}", tree.display()))?;
+    }
+    let mut mktree = Command::new("python3");
+    mktree.arg(shared.join("mktree.py")).arg(&tree).args(tree_args(size)?);
+    crate::run(&format!("generate the {size} tree (once)"), mktree)?;
+    std::fs::write(&done, b"")?;
+    Ok(tree)
+}
+
+fn drop_caches() -> anyhow::Result<()> {
+    let status = Command::new("sync").status()?;
+    anyhow::ensure!(status.success(), "sync failed");
+    std::fs::write("/proc/sys/vm/drop_caches", b"3\n")
+        .context("--cold needs root to drop the page cache")
+}
+
+/// Runs one candidate, returning its wall time and peak RSS (from `wait4`).
+fn run_once(candidate: &Candidate) -> anyhow::Result<Sample> {
+    let started = Instant::now();
+    let child = Command::new(&candidate.program)
+        .args(&candidate.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("failed to start {}", candidate.name))?;
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.context("no stdout")?;
+    let mut output = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut output)?;
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data that wait4 fills; `pid` is our own child,
+    // which `Child` has not waited for, so it is reaped exactly once here.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    anyhow::ensure!(waited == pid, "wait4 failed for {}", candidate.name);
+    anyhow::ensure!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{} failed",
+        candidate.name
+    );
+    Ok(Sample { wall, max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0), output })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 }
+}
+
+/// The size a candidate printed: diskus and du print it first; floor prints
+/// `bytes=`; the native scan prints JSON with `size_bytes`.
+fn reported_size(output: &str) -> String {
+    if let Some(rest) = output.split("\"size_bytes\":").nth(1) {
+        return rest.chars().take_while(char::is_ascii_digit).collect();
+    }
+    if let Some(rest) = output.split(" bytes=").nth(1) {
+        return rest.chars().take_while(char::is_ascii_digit).collect();
+    }
+    output.split_whitespace().next().unwrap_or("?").to_owned()
+}
+
+fn measure_tree(size: &str, candidates: &[Candidate], options: &Options) -> anyhow::Result<()> {
+    let cache = if options.cold { "cold" } else { "warm" };
+    eprintln!("\n==> {size} tree, {cache} page cache, {} runs each", options.runs);
+    if !options.cold {
+        for candidate in candidates {
+            run_once(candidate)?;
+        }
+    }
+    let mut samples: Vec<Vec<Sample>> = candidates.iter().map(|_| Vec::new()).collect();
+    for _ in 0..options.runs {
+        for (candidate, samples) in candidates.iter().zip(&mut samples) {
+            if options.cold {
+                drop_caches()?;
+            }
+            samples.push(run_once(candidate)?);
+        }
+    }
+    let medians: Vec<f64> =
+        samples.iter().map(|s| median(s.iter().map(|s| s.wall.as_secs_f64()).collect())).collect();
+    let diskus = medians[0];
+    println!("\n{size} tree, {cache} cache, median of {} runs", options.runs);
+    println!("| method | median wall (s) | ratio to diskus | peak RSS (MiB) | size reported |");
+    println!("| --- | --- | --- | --- | --- |");
+    for ((candidate, samples), median) in candidates.iter().zip(&samples).zip(&medians) {
+        let rss = samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+        let reported = samples.last().map(|s| reported_size(&s.output)).unwrap_or_default();
+        println!(
+            "| {} | {median:.3} | {:.2} | {rss:.1} | {reported} |",
+            candidate.name,
+            median / diskus
+        );
+    }
+    Ok(())
+}
