@@ -17,8 +17,8 @@ pub use ids::{BatchId, ScanId};
 pub use name::{InvalidVolumeName, VolumeName};
 pub use ports::{
     BoxError, CancelReason, CancelToken, EngineChain, Enqueued, NewScanRun, RepoError, Repository,
-    RunFilter, RunOutcome, ScanContext, ScanEngine, ScanError, SourceError, StatusCounts,
-    VolumeSource,
+    RunFilter, RunOutcome, ScanContext, ScanEngine, ScanError, SourceError, SourceEvent,
+    StatusCounts, VolumeSource, VolumeUsers,
 };
 pub use run::{IllegalTransition, ParseEnumError, ScanMethod, ScanRun, ScanStatus, Trigger};
 pub use usage::{Usage, VolumeStat};
