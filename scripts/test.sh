@@ -24,6 +24,13 @@ if [ -z "$(pg_bin)" ] || [ ! -x "$(pg_bin)/initdb" ]; then
   log "installing PostgreSQL"
   apt_install postgresql
 fi
+
+# --- busybox, for the Docker tests' image (volscan-testing imports it; nothing is pulled) ---
+if ! [ -x /bin/busybox ]; then
+  log "installing busybox-static"
+  apt_install busybox-static
+fi
+
 PG_BIN="$(pg_bin)"
 PG_PORT="${VOLSCAN_TEST_PG_PORT:-55432}"
 PG_DIR="$(mktemp -d /tmp/volscan-pg.XXXXXX)"

@@ -7,6 +7,8 @@
 //! server and sets it. Without it, `PgDatabase::create` panics with a message
 //! saying how to start one: tests that need PostgreSQL never skip.
 
+pub mod docker;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

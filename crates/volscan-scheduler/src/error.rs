@@ -1,0 +1,51 @@
+//! `SchedulerError`: why a request to the scheduler was refused.
+
+use std::time::Duration;
+
+use volscan_domain::{RepoError, ScanId, ScanStatus, SourceError, VolumeName};
+
+/// Why the scheduler refused or could not carry out a request.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// The volume is not known to the source or the database.
+    #[error("volume {0} does not exist")]
+    VolumeNotFound(VolumeName),
+    /// The volume matches the skip pattern and is never scanned.
+    #[error("volume {0} matches the skip pattern and is never scanned")]
+    Forbidden(VolumeName),
+    /// The queue holds its capacity of runs.
+    #[error("the scan queue is full ({capacity} runs)")]
+    QueueFull {
+        /// The capacity.
+        capacity: u64,
+    },
+    /// A bulk run came inside the cooldown of the last bulk or periodic run.
+    #[error("a bulk scan ran less than the cooldown ago; retry in {} s", retry_after.as_secs().max(1))]
+    RateLimited {
+        /// Time until a bulk run is allowed again.
+        retry_after: Duration,
+    },
+    /// No run has this id.
+    #[error("scan run {0} does not exist")]
+    ScanNotFound(ScanId),
+    /// The run already finished; it cannot be canceled.
+    #[error("scan run {scan_id} is already {status}")]
+    ScanFinished {
+        /// The run.
+        scan_id: ScanId,
+        /// Its final status.
+        status: ScanStatus,
+    },
+    /// The scheduler is stopped or shutting down.
+    #[error("the scheduler is not running")]
+    NotRunning,
+    /// The database failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// The volume source failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A blocking task did not finish (the runtime is shutting down).
+    #[error("a background task was interrupted")]
+    Interrupted,
+}

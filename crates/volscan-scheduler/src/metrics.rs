@@ -1,0 +1,93 @@
+//! The scheduler's Prometheus metrics (SPEC §6), recorded through the
+//! `metrics` facade; the binary installs the exporter.
+//!
+//! No per-file or per-path labels: `volume` is the only per-object label.
+
+use std::time::Duration;
+
+use volscan_domain::{ScanMethod, ScanStatus, Timestamp, VolumeStat};
+
+/// Queued runs.
+pub const QUEUE_DEPTH: &str = "volscan_scan_queue_depth";
+/// Scans running now.
+pub const SCANS_ACTIVE: &str = "volscan_scans_active";
+/// Finished runs by final status.
+pub const SCANS_TOTAL: &str = "volscan_scans_total";
+/// Engine wall time of completed scans, by method.
+pub const SCAN_DURATION: &str = "volscan_scan_duration_seconds";
+/// Failed attempts by reason.
+pub const SCAN_ERRORS: &str = "volscan_scan_errors_total";
+/// Busy workers over all workers.
+pub const WORKER_UTILIZATION: &str = "volscan_worker_utilization";
+/// Latest `size_bytes` per volume.
+pub const VOLUME_SIZE: &str = "volscan_volume_size_bytes";
+/// Latest `apparent_bytes` per volume.
+pub const VOLUME_APPARENT: &str = "volscan_volume_apparent_bytes";
+/// Latest `file_count` per volume.
+pub const VOLUME_FILES: &str = "volscan_volume_files";
+/// When each volume was last scanned.
+pub const VOLUME_LAST_SCAN: &str = "volscan_volume_last_scan_timestamp_seconds";
+/// When the last periodic or bulk run started.
+pub const LAST_RUN: &str = "volscan_scheduler_last_run_timestamp_seconds";
+
+fn seconds(at: Timestamp) -> f64 {
+    at.unix_timestamp_nanos() as f64 / 1e9
+}
+
+pub(crate) fn queue_depth(depth: u64) {
+    metrics::gauge!(QUEUE_DEPTH).set(depth as f64);
+}
+
+pub(crate) fn active(active: usize, workers: usize) {
+    metrics::gauge!(SCANS_ACTIVE).set(active as f64);
+    metrics::gauge!(WORKER_UTILIZATION).set(active as f64 / workers.max(1) as f64);
+}
+
+pub(crate) fn finished(status: ScanStatus) {
+    metrics::counter!(SCANS_TOTAL, "status" => status.as_str()).increment(1);
+}
+
+pub(crate) fn duration(method: ScanMethod, duration: Duration) {
+    metrics::histogram!(SCAN_DURATION, "method" => method.as_str()).record(duration.as_secs_f64());
+}
+
+pub(crate) fn error(reason: &'static str) {
+    metrics::counter!(SCAN_ERRORS, "reason" => reason).increment(1);
+}
+
+pub(crate) fn last_run(at: Timestamp) {
+    metrics::gauge!(LAST_RUN).set(seconds(at));
+}
+
+pub(crate) fn volume(stat: &VolumeStat) {
+    let name = stat.volume.as_str().to_owned();
+    metrics::gauge!(VOLUME_SIZE, "volume" => name.clone()).set(stat.usage.size_bytes as f64);
+    if let Some(apparent) = stat.usage.apparent_bytes {
+        metrics::gauge!(VOLUME_APPARENT, "volume" => name.clone()).set(apparent as f64);
+    }
+    if let Some(files) = stat.usage.file_count {
+        metrics::gauge!(VOLUME_FILES, "volume" => name.clone()).set(files as f64);
+    }
+    metrics::gauge!(VOLUME_LAST_SCAN, "volume" => name).set(seconds(stat.ts));
+}
+
+/// Describes every metric once, for `# HELP` lines.
+pub fn describe() {
+    metrics::describe_gauge!(QUEUE_DEPTH, "Scan runs waiting in the queue");
+    metrics::describe_gauge!(SCANS_ACTIVE, "Scans running now");
+    metrics::describe_counter!(SCANS_TOTAL, "Scan runs finished, by final status");
+    metrics::describe_histogram!(SCAN_DURATION, "Engine wall time of completed scans, by method");
+    metrics::describe_counter!(SCAN_ERRORS, "Failed scan attempts, by reason");
+    metrics::describe_gauge!(WORKER_UTILIZATION, "Busy scan workers over all workers (0-1)");
+    metrics::describe_gauge!(
+        VOLUME_SIZE,
+        "Disk usage in bytes of each volume, from its last completed scan"
+    );
+    metrics::describe_gauge!(
+        VOLUME_APPARENT,
+        "Apparent size in bytes of each volume, from its last completed scan"
+    );
+    metrics::describe_gauge!(VOLUME_FILES, "Files in each volume, from its last completed scan");
+    metrics::describe_gauge!(VOLUME_LAST_SCAN, "Unix time of each volume's last completed scan");
+    metrics::describe_gauge!(LAST_RUN, "Unix time the last periodic or bulk run started");
+}

@@ -1,0 +1,231 @@
+//! The scheduler's decisions as pure functions of their inputs: retry delays,
+//! progress, cooldown and health. Nothing here reads a clock or does IO, so
+//! the tests below pin every rule with explicit times.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use volscan_domain::{ScanMethod, ScanStatus, Timestamp};
+
+use crate::status::{HealthState, SchedulerHealth, SchedulerStatus};
+
+/// Retry delay before attempt `attempt + 1`, after `attempt` failed ones
+/// (`attempt` ≥ 1): full jitter over `min(cap, base × 2^(attempt-1))`.
+/// `unit` is a uniform random number in `[0, 1)`.
+pub fn retry_delay(attempt: u32, base: Duration, cap: Duration, unit: f64) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(32);
+    let ceiling = base.saturating_mul(1u32 << exponent.min(31)).min(cap);
+    ceiling.mul_f64(unit.clamp(0.0, 1.0))
+}
+
+/// A small, lock-free pseudo-random source for jitter (xorshift64*); not for secrets.
+#[derive(Debug)]
+pub struct Jitter(AtomicU64);
+
+impl Jitter {
+    /// Seeded from `seed` (any value; 0 is replaced).
+    pub fn new(seed: u64) -> Self {
+        Jitter(AtomicU64::new(seed.max(1)))
+    }
+
+    /// A uniform number in `[0, 1)`.
+    pub fn unit(&self) -> f64 {
+        let mut x = self.0.load(Ordering::Relaxed);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0.store(x, Ordering::Relaxed);
+        let bits = x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11;
+        bits as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Progress of a running scan, 0–99 (100 is only for a completed run).
+///
+/// The native engine reports entries seen, compared with the previous scan's
+/// entry count; the external tools report elapsed time against the estimated
+/// duration; with nothing to compare against, 0.
+pub fn progress(
+    method: ScanMethod,
+    entries_seen: u64,
+    previous_entries: Option<u64>,
+    elapsed: Duration,
+    estimate: Option<Duration>,
+) -> u8 {
+    let fraction = match method {
+        ScanMethod::Native => match previous_entries {
+            Some(total) if total > 0 => entries_seen as f64 / total as f64,
+            _ => 0.0,
+        },
+        ScanMethod::Du | ScanMethod::Diskus => match estimate {
+            Some(estimate) if !estimate.is_zero() => elapsed.as_secs_f64() / estimate.as_secs_f64(),
+            _ => 0.0,
+        },
+    };
+    (fraction * 100.0).clamp(0.0, 99.0) as u8
+}
+
+/// How long until a new bulk or periodic run is allowed, or `None` when it is.
+pub fn cooldown_remaining(
+    last_batch: Option<Timestamp>,
+    now: Timestamp,
+    cooldown: Duration,
+) -> Option<Duration> {
+    let elapsed = now - last_batch?;
+    let remaining = time::Duration::try_from(cooldown).ok()? - elapsed;
+    (remaining > time::Duration::ZERO).then(|| Duration::try_from(remaining).unwrap_or(cooldown))
+}
+
+/// The last finished runs' statuses, newest last, at most `RECENT` of them.
+pub const RECENT: usize = 20;
+
+/// `GET /health/scheduler`: stopped when not running; degraded when the queue
+/// is over 80 % full, when over half of the last 20 finished runs failed, or
+/// when a periodic run is overdue by more than one interval.
+pub fn health(
+    status: &SchedulerStatus,
+    recent: &[ScanStatus],
+    periodic: bool,
+    interval: Duration,
+    now: Timestamp,
+) -> SchedulerHealth {
+    let mut reasons = Vec::new();
+    if !status.running {
+        return SchedulerHealth {
+            status: HealthState::Stopped,
+            reasons,
+            scheduler: status.clone(),
+        };
+    }
+    if status.queue_depth * 10 > status.queue_capacity * 8 {
+        reasons.push(format!("queue is {} of {} full", status.queue_depth, status.queue_capacity));
+    }
+    let failed = recent.iter().filter(|s| **s == ScanStatus::Failed).count();
+    if failed * 2 > recent.len() && !recent.is_empty() {
+        reasons.push(format!("{failed} of the last {} finished runs failed", recent.len()));
+    }
+    if periodic
+        && let Some(next) = status.next_run_at
+        && now - next > time::Duration::try_from(interval).unwrap_or(time::Duration::MAX)
+    {
+        reasons
+            .push(format!("the periodic run due at {next} is overdue by more than one interval"));
+    }
+    let state = if reasons.is_empty() { HealthState::Healthy } else { HealthState::Degraded };
+    SchedulerHealth { status: state, reasons, scheduler: status.clone() }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    const BASE: Duration = Duration::from_secs(30);
+    const CAP: Duration = Duration::from_secs(1800);
+
+    #[test]
+    fn retry_delays_double_up_to_the_cap_with_full_jitter() {
+        let ceilings = [30, 60, 120, 240, 480, 960, 1800, 1800, 1800];
+        for (i, ceiling) in ceilings.into_iter().enumerate() {
+            let attempt = i as u32 + 1;
+            assert_eq!(retry_delay(attempt, BASE, CAP, 0.0), Duration::ZERO, "attempt {attempt}");
+            assert_eq!(retry_delay(attempt, BASE, CAP, 0.5), Duration::from_secs(ceiling) / 2);
+            assert!(retry_delay(attempt, BASE, CAP, 0.999_999) < Duration::from_secs(ceiling));
+        }
+        assert_eq!(retry_delay(1000, BASE, CAP, 0.5), CAP / 2, "no overflow for huge attempts");
+    }
+
+    #[test]
+    fn jitter_is_uniform_enough_and_stays_in_bounds() {
+        let jitter = Jitter::new(42);
+        let samples: Vec<f64> = (0..10_000).map(|_| jitter.unit()).collect();
+        assert!(samples.iter().all(|u| (0.0..1.0).contains(u)));
+        let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+        assert!((0.45..0.55).contains(&mean), "mean {mean}");
+        let low = samples.iter().filter(|u| **u < 0.1).count();
+        assert!((800..1200).contains(&low), "{low} of 10000 below 0.1");
+    }
+
+    #[test]
+    fn progress_follows_entries_or_elapsed_time_and_stays_below_100() {
+        use ScanMethod::*;
+        let s = Duration::from_secs;
+        assert_eq!(progress(Native, 500, Some(1000), s(0), None), 50);
+        assert_eq!(progress(Native, 5000, Some(1000), s(0), None), 99, "capped until done");
+        assert_eq!(progress(Native, 500, None, s(10), Some(s(20))), 0, "nothing to compare with");
+        assert_eq!(progress(Du, 0, Some(1000), s(10), Some(s(40))), 25);
+        assert_eq!(progress(Diskus, 0, None, s(100), Some(s(40))), 99);
+        assert_eq!(progress(Diskus, 0, None, s(100), None), 0);
+        assert_eq!(progress(Du, 0, None, s(1), Some(Duration::ZERO)), 0);
+    }
+
+    #[test]
+    fn the_cooldown_counts_from_the_last_batch() {
+        let t0 = datetime!(2026-01-01 00:00:00 UTC);
+        let cooldown = Duration::from_secs(60);
+        assert_eq!(cooldown_remaining(None, t0, cooldown), None);
+        assert_eq!(
+            cooldown_remaining(Some(t0), t0 + Duration::from_secs(15), cooldown),
+            Some(Duration::from_secs(45))
+        );
+        assert_eq!(cooldown_remaining(Some(t0), t0 + Duration::from_secs(60), cooldown), None);
+        assert_eq!(cooldown_remaining(Some(t0), t0 + Duration::from_secs(3600), cooldown), None);
+    }
+
+    fn status(running: bool, depth: u64, next: Option<Timestamp>) -> SchedulerStatus {
+        SchedulerStatus {
+            running,
+            last_run_at: None,
+            next_run_at: next,
+            active_scans: 0,
+            queue_depth: depth,
+            queue_capacity: 100,
+            worker_count: 2,
+            total_completed: 0,
+            total_failed: 0,
+            total_canceled: 0,
+        }
+    }
+
+    #[track_caller]
+    fn check_health(
+        status: SchedulerStatus,
+        recent: &[ScanStatus],
+        now: Timestamp,
+        expected: HealthState,
+        reasons: usize,
+    ) {
+        let health = health(&status, recent, true, Duration::from_secs(3600), now);
+        assert_eq!(
+            (health.status, health.reasons.len()),
+            (expected, reasons),
+            "{:?}",
+            health.reasons
+        );
+    }
+
+    #[test]
+    fn health_moves_between_healthy_degraded_and_stopped() {
+        use ScanStatus::*;
+        let t0 = datetime!(2026-01-01 00:00:00 UTC);
+        let hour = Duration::from_secs(3600);
+        check_health(status(true, 0, Some(t0)), &[], t0, HealthState::Healthy, 0);
+        check_health(status(false, 0, Some(t0)), &[], t0, HealthState::Stopped, 0);
+        check_health(status(true, 80, Some(t0)), &[], t0, HealthState::Healthy, 0);
+        check_health(status(true, 81, Some(t0)), &[], t0, HealthState::Degraded, 1);
+        let half = [Failed, Completed, Failed, Completed];
+        check_health(status(true, 0, Some(t0)), &half, t0, HealthState::Healthy, 0);
+        let most = [Failed, Completed, Failed, Failed];
+        check_health(status(true, 0, Some(t0)), &most, t0, HealthState::Degraded, 1);
+        check_health(status(true, 0, Some(t0)), &[], t0 + hour, HealthState::Healthy, 0);
+        check_health(
+            status(true, 0, Some(t0)),
+            &[],
+            t0 + hour + Duration::from_secs(1),
+            HealthState::Degraded,
+            1,
+        );
+        check_health(status(true, 99, Some(t0)), &most, t0 + 2 * hour, HealthState::Degraded, 3);
+    }
+}
