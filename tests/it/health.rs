@@ -3,46 +3,69 @@
 
 use std::sync::Arc;
 
+use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{App, test};
+use volscan_domain::{EngineChain, Repository};
 use volscan_http::AppState;
 use volscan_repo::DieselRepository;
+use volscan_scheduler::{SchedulerBuilder, SchedulerHandle, SchedulerOptions, StaticSource};
 use volscan_testing::{PgDatabase, TempDir};
 
-async fn health(repo: DieselRepository) -> (u16, serde_json::Value) {
-    let app = test::init_service(
-        App::new().configure(volscan_http::configure(AppState { repo: Arc::new(repo) })),
-    )
-    .await;
-    let response =
-        test::call_service(&app, test::TestRequest::get().uri("/api/v1/health").to_request()).await;
-    let status = response.status().as_u16();
-    (status, test::read_body_json(response).await)
+/// The app over `url`'s database, with a scheduler over no volumes (stop it
+/// before the test ends).
+async fn app(
+    url: String,
+) -> (
+    impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+    SchedulerHandle,
+) {
+    let repo = DieselRepository::connect(&url, 2).unwrap();
+    repo.migrate().unwrap();
+    let repo: Arc<dyn Repository> = Arc::new(repo);
+    let options =
+        SchedulerOptions { periodic: false, retention: None, ..SchedulerOptions::default() };
+    let source = Arc::new(StaticSource::new([]));
+    let scheduler =
+        SchedulerBuilder::new(source, EngineChain::new(vec![]), Arc::clone(&repo), options)
+            .start()
+            .await
+            .unwrap();
+    let state = AppState { repo, scheduler: scheduler.clone() };
+    (test::init_service(App::new().configure(volscan_http::configure(state))).await, scheduler)
 }
 
-fn open(url: &str) -> DieselRepository {
-    let repo = DieselRepository::connect(url, 2).unwrap();
-    repo.migrate().unwrap();
-    repo
+async fn health(
+    app: &impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+) -> (u16, serde_json::Value) {
+    let response =
+        test::call_service(app, test::TestRequest::get().uri("/api/v1/health").to_request()).await;
+    let status = response.status().as_u16();
+    (status, test::read_body_json(response).await)
 }
 
 #[actix_web::test]
 async fn health_is_healthy_on_a_working_sqlite_database() {
     let dir = TempDir::new("it-health");
-    let (status, body) = health(open(&dir.sqlite_url())).await;
+    let (app, scheduler) = app(dir.sqlite_url()).await;
+    let (status, body) = health(&app).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "healthy");
-    assert_eq!(body["components"]["database"]["status"], "healthy");
+    for component in ["database", "docker", "scheduler"] {
+        assert_eq!(body["components"][component]["status"], "healthy", "{body}");
+    }
+    scheduler.stop().await;
 }
 
 #[actix_web::test]
 async fn health_is_unhealthy_503_when_postgres_goes_away() {
     let database = PgDatabase::create();
-    let repo = open(database.url());
-    let (status, body) = health(repo.clone()).await;
+    let (app, scheduler) = app(database.url().to_owned()).await;
+    let (status, body) = health(&app).await;
     assert_eq!((status, &body["status"]), (200, &serde_json::json!("healthy")), "{body}");
     database.drop_now();
-    let (status, body) = health(repo).await;
+    let (status, body) = health(&app).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "unhealthy");
     assert_eq!(body["components"]["database"]["status"], "unhealthy");
+    scheduler.stop().await;
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use volscan_config::Config;
-use volscan_domain::{EngineChain, Repository, ScanMethod};
+use volscan_config::{Config, ScanEnabled};
+use volscan_domain::{EngineChain, Repository, ScanMethod, VolumeSource};
 use volscan_repo::DieselRepository;
+use volscan_scheduler::{RetentionOptions, SchedulerBuilder, SchedulerOptions};
 
 mod scan_command;
 
@@ -147,10 +148,111 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let applied = repo.migrate().context("failed to migrate the database")?;
     tracing::info!(backend = repo.backend_name(), applied = applied.len(), "database ready");
     let repo: Arc<dyn Repository> = Arc::new(repo);
-    let state = volscan_http::AppState { repo };
+
+    let source = volscan_docker::DockerSource::new(docker_options(&config))
+        .context("invalid Docker source settings")?;
+    let periodic = match config.scan.enabled {
+        ScanEnabled::Always => true,
+        ScanEnabled::Never => false,
+        ScanEnabled::Auto => match source.ping() {
+            Ok(version) => {
+                tracing::info!(%version, host = %config.docker.host, "Docker answers; periodic scans on");
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, host = %config.docker.host, "Docker does not answer; periodic scans off (SCAN_ENABLED=auto)");
+                false
+            }
+        },
+    };
+    let source: Arc<dyn VolumeSource> = Arc::new(source);
+    let engines = engine_chain(&config);
+    let options = scheduler_options(&config, periodic);
     let bind = config.http.bind;
-    tracing::info!(%bind, "serving the HTTP API");
-    actix_web::rt::System::new()
-        .block_on(volscan_http::serve(bind, state))
-        .with_context(|| format!("HTTP server on {bind} failed"))
+
+    actix_web::rt::System::new().block_on(async move {
+        let scheduler = SchedulerBuilder::new(source, engines, Arc::clone(&repo), options)
+            .start()
+            .await
+            .context("failed to start the scheduler")?;
+        let state = volscan_http::AppState { repo, scheduler: scheduler.clone() };
+        let server = volscan_http::server(bind, state)
+            .with_context(|| format!("failed to listen on {bind}"))?;
+        let server_handle = server.handle();
+        let mut server_task = actix_web::rt::spawn(server);
+        tracing::info!(%bind, periodic, "serving the HTTP API");
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
+        tokio::select! {
+            signal = &mut signal => {
+                tracing::info!(signal = signal?, "shutting down");
+            }
+            result = &mut server_task => {
+                scheduler.shutdown().await;
+                return result.context("HTTP server task failed")?.context("HTTP server failed");
+            }
+        }
+        // The scheduler requeues running scans while the server drains requests.
+        futures_util::future::join(scheduler.shutdown(), server_handle.stop(true)).await;
+        let _ = server_task.await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Waits for SIGINT or SIGTERM; returns its name.
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
+    Ok(tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    })
+}
+
+/// The Docker source's settings from the configuration.
+fn docker_options(config: &Config) -> volscan_docker::DockerSourceOptions {
+    volscan_docker::DockerSourceOptions {
+        host: config.docker.host.as_str().to_owned(),
+        host_prefix: config.scan.host_prefix.clone(),
+        skip_pattern: config.scan.skip_pattern.clone(),
+        bind_mounts_enabled: config.scan.bind_mounts_enabled,
+        bind_allowlist: config.scan.bind_allowlist.clone(),
+    }
+}
+
+/// The scheduler's options from the configuration. Every field of the scan
+/// and lifecycle sections is named, so a new one does not go unnoticed.
+fn scheduler_options(config: &Config, periodic: bool) -> SchedulerOptions {
+    let volscan_config::ScanConfig {
+        enabled: _,
+        interval,
+        concurrency,
+        timeout_per_volume,
+        methods_order: _,
+        bind_mounts_enabled: _,
+        bind_allowlist: _,
+        skip_pattern: _,
+        max_retries,
+        host_prefix: _,
+    } = &config.scan;
+    let volscan_config::LifecycleConfig {
+        enabled: lifecycle_enabled,
+        sizes_ttl_days: _,
+        interval: lifecycle_interval,
+    } = &config.lifecycle;
+    SchedulerOptions {
+        periodic,
+        interval: *interval,
+        concurrency: concurrency.get(),
+        timeout_per_volume: *timeout_per_volume,
+        max_retries: *max_retries,
+        retention: lifecycle_enabled.then(|| RetentionOptions {
+            ttl: config.lifecycle.sizes_ttl(),
+            interval: *lifecycle_interval,
+            ..RetentionOptions::default()
+        }),
+        ..SchedulerOptions::default()
+    }
 }

@@ -1,8 +1,9 @@
 //! `GET /api/v1/health`: the service's overall health from its components.
 //!
-//! Until the Docker source and the scheduler are wired in, those components
-//! report `disabled`, which does not degrade the overall status; the database
-//! is always probed for real.
+//! The database and the volume source are probed for real on each request
+//! (each with a short timeout); the scheduler reports its own evaluation.
+//! Only a failed database makes the service unhealthy (503): without Docker
+//! or with a degraded scheduler it still serves stored data.
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
@@ -19,8 +20,6 @@ pub enum HealthStatus {
     Degraded,
     /// Not working; the endpoint answers 503.
     Unhealthy,
-    /// Not part of this deployment (not wired or turned off).
-    Disabled,
 }
 
 /// One component's state and, when not healthy, why.
@@ -67,28 +66,48 @@ impl Components {
     }
 }
 
+/// How long a probe of the database or the volume source may take.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn component(status: HealthStatus, message: Option<String>) -> ComponentHealth {
+    ComponentHealth { status, message }
+}
+
 pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
     let repo = state.repo.clone();
-    let database = match web::block(move || repo.ping()).await {
-        Ok(Ok(())) => ComponentHealth { status: HealthStatus::Healthy, message: None },
-        Ok(Err(err)) => {
+    let ping = tokio_timeout(web::block(move || repo.ping()));
+    let source = tokio_timeout(state.scheduler.check_source());
+    let (database, docker) = futures_util::future::join(ping, source).await;
+    let database = match database {
+        Some(Ok(Ok(()))) => component(HealthStatus::Healthy, None),
+        Some(Ok(Err(err))) => {
             tracing::warn!(error = %err, "database health check failed");
-            ComponentHealth { status: HealthStatus::Unhealthy, message: Some(err.to_string()) }
+            component(HealthStatus::Unhealthy, Some(err.to_string()))
         }
-        Err(_) => ComponentHealth {
-            status: HealthStatus::Unhealthy,
-            message: Some("health check was interrupted".to_owned()),
-        },
+        Some(Err(_)) | None => component(
+            HealthStatus::Unhealthy,
+            Some("the database did not answer in time".to_owned()),
+        ),
     };
-    let not_wired = |what: &str| ComponentHealth {
-        status: HealthStatus::Disabled,
-        message: Some(format!("{what} is not part of this build yet")),
+    let docker = match docker {
+        Some(Ok(_version)) => component(HealthStatus::Healthy, None),
+        Some(Err(err)) => component(HealthStatus::Degraded, Some(err.to_string())),
+        None => component(
+            HealthStatus::Degraded,
+            Some("the volume source did not answer in time".to_owned()),
+        ),
     };
-    let components = Components {
-        database,
-        docker: not_wired("the Docker source"),
-        scheduler: not_wired("the scheduler"),
+    let scheduler_health = state.scheduler.health();
+    let scheduler = match scheduler_health.status {
+        volscan_scheduler::HealthState::Healthy => component(HealthStatus::Healthy, None),
+        volscan_scheduler::HealthState::Degraded => {
+            component(HealthStatus::Degraded, Some(scheduler_health.reasons.join("; ")))
+        }
+        volscan_scheduler::HealthState::Stopped => {
+            component(HealthStatus::Degraded, Some("the scheduler is stopped".to_owned()))
+        }
     };
+    let components = Components { database, docker, scheduler };
     let status = components.overall();
     let body = HealthResponse { status, components };
     if status == HealthStatus::Unhealthy {
@@ -96,4 +115,9 @@ pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
     } else {
         HttpResponse::Ok().json(body)
     }
+}
+
+/// Runs `future` for at most `PROBE_TIMEOUT`; `None` when it took longer.
+async fn tokio_timeout<T>(future: impl std::future::Future<Output = T>) -> Option<T> {
+    actix_web::rt::time::timeout(PROBE_TIMEOUT, future).await.ok()
 }

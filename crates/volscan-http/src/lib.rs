@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use actix_web::{App, HttpServer, web};
 use volscan_domain::Repository;
+use volscan_scheduler::SchedulerHandle;
 
 pub use error::ApiError;
 pub use health::{ComponentHealth, Components, HealthResponse, HealthStatus};
@@ -23,6 +24,8 @@ pub use health::{ComponentHealth, Components, HealthResponse, HealthStatus};
 pub struct AppState {
     /// Stored volumes, runs and stats.
     pub repo: Arc<dyn Repository>,
+    /// The scheduler: triggers, cancel, status, health and the volume source.
+    pub scheduler: SchedulerHandle,
 }
 
 /// Largest request body accepted, in bytes; the API's bodies are tiny.
@@ -43,11 +46,13 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
-/// Serves the API on `bind` until the process receives SIGINT or SIGTERM.
-pub async fn serve(bind: SocketAddr, state: AppState) -> std::io::Result<()> {
-    HttpServer::new(move || App::new().configure(configure(state.clone())))
+/// Binds the API on `bind`. The server does not watch signals: the caller
+/// stops it through the returned server's handle, so that it can shut the
+/// scheduler down at the same time.
+pub fn server(bind: SocketAddr, state: AppState) -> std::io::Result<actix_web::dev::Server> {
+    Ok(HttpServer::new(move || App::new().configure(configure(state.clone())))
         .bind(bind)?
-        .shutdown_timeout(5)
-        .run()
-        .await
+        .disable_signals()
+        .shutdown_timeout(2)
+        .run())
 }

@@ -99,15 +99,24 @@ impl ScanEngine for DiskusEngine {
 /// per thread carries it past 50,000 levels.
 const DISKUS_STACK: &str = "67108864";
 
-/// diskus names the entry it could not read in quotes and does not say why; an
-/// entry that no longer exists vanished during the scan, which is not an error.
+/// diskus names the entry it could not read in quotes and does not say why.
+/// The entry is looked at again now: if it can be read now, or no longer
+/// exists, it vanished or changed during the scan, which is not an error; if
+/// reading it still fails, it is unreadable and counts.
 fn is_read_error(line: &[u8]) -> bool {
     let text = String::from_utf8_lossy(line);
-    match (text.find('\''), text.rfind('\'')) {
-        (Some(start), Some(end)) if end > start => {
-            let path = Path::new(&text[start + 1..end]);
-            !matches!(path.symlink_metadata(), Err(err) if err.kind() == std::io::ErrorKind::NotFound)
-        }
-        _ => !text.trim().is_empty(),
+    let Some(path) = quoted_path(&text) else { return !text.trim().is_empty() };
+    let still_failing = |result: std::io::Result<()>| matches!(result, Err(err) if err.kind() != std::io::ErrorKind::NotFound);
+    if text.contains("could not read contents of directory") {
+        still_failing(std::fs::read_dir(path).map(drop))
+    } else {
+        still_failing(path.symlink_metadata().map(drop))
     }
+}
+
+/// The path between the first and the last single quote of a diskus message.
+fn quoted_path(text: &str) -> Option<&Path> {
+    let start = text.find('\'')?;
+    let end = text.rfind('\'')?;
+    (end > start).then(|| Path::new(&text[start + 1..end]))
 }
