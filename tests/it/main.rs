@@ -10,4 +10,5 @@
 mod cli;
 mod engines;
 mod health;
+mod scheduler;
 mod support;

@@ -18,6 +18,8 @@ commands:
   ci                              fmt --check, clippy -D warnings, the whole test suite,
                                   cargo deny (offline advisories) and the dependency checks
   bench-scan [--cold] [--runs N]  time the scan methods on generated trees (see --help)
+  bench-scheduler                 the scheduler's cost per scan beyond engine time
+                                  (1,000 small directories, SQLite, one worker)
   migrate [--database-url URL]    apply the embedded migrations (default: DATABASE_URL
                                   from the environment or VOLSCAN_CONFIG, else sqlite://volscan.db)
 ";
@@ -28,6 +30,19 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("migrate") => migrate(&args[1..]),
         Some("bench-scan") => bench::bench_scan(&args[1..]),
+        Some("bench-scheduler") => {
+            let mut example = cargo();
+            example.args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "volscan-scheduler",
+                "--example",
+                "overhead",
+            ]);
+            run("the scheduler overhead benchmark", example)
+        }
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(())
@@ -79,6 +94,11 @@ fn ci() -> anyhow::Result<()> {
     let mut test = cargo();
     test.args(["test", "--workspace"]);
     run("cargo test", test)?;
+
+    // Another service embedding the scheduler, built and run as a user would.
+    let mut embed = cargo();
+    embed.args(["run", "--quiet", "-p", "volscan-scheduler", "--example", "embed"]);
+    run("the embedding example", embed)?;
 
     deny()?;
     dependency_checks()?;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use volscan_domain::{ScanMethod, ScanStatus, Timestamp, VolumeStat};
+use volscan_domain::{ScanMethod, ScanStatus, Timestamp, Usage, VolumeName};
 
 /// Queued runs.
 pub const QUEUE_DEPTH: &str = "volscan_scan_queue_depth";
@@ -59,16 +59,17 @@ pub(crate) fn last_run(at: Timestamp) {
     metrics::gauge!(LAST_RUN).set(seconds(at));
 }
 
-pub(crate) fn volume(stat: &VolumeStat) {
-    let name = stat.volume.as_str().to_owned();
-    metrics::gauge!(VOLUME_SIZE, "volume" => name.clone()).set(stat.usage.size_bytes as f64);
-    if let Some(apparent) = stat.usage.apparent_bytes {
+/// The per-volume gauges from a volume's latest completed scan.
+pub(crate) fn volume(volume: &VolumeName, usage: &Usage, scanned_at: Timestamp) {
+    let name = volume.as_str().to_owned();
+    metrics::gauge!(VOLUME_SIZE, "volume" => name.clone()).set(usage.size_bytes as f64);
+    if let Some(apparent) = usage.apparent_bytes {
         metrics::gauge!(VOLUME_APPARENT, "volume" => name.clone()).set(apparent as f64);
     }
-    if let Some(files) = stat.usage.file_count {
+    if let Some(files) = usage.file_count {
         metrics::gauge!(VOLUME_FILES, "volume" => name.clone()).set(files as f64);
     }
-    metrics::gauge!(VOLUME_LAST_SCAN, "volume" => name).set(seconds(stat.ts));
+    metrics::gauge!(VOLUME_LAST_SCAN, "volume" => name).set(seconds(scanned_at));
 }
 
 /// Describes every metric once, for `# HELP` lines.

@@ -228,7 +228,7 @@ impl Inner {
                 .collect();
             lock(&this.recent).extend(finished.into_iter().rev());
             for stat in repo.latest_stats()? {
-                metrics::volume(&stat);
+                metrics::volume(&stat.volume, &stat.usage, stat.ts);
             }
             Ok(())
         })
@@ -372,15 +372,12 @@ impl Inner {
                 recent.pop_front();
             }
         }
-        if let RunOutcome::Completed { .. } = outcome {
-            let repo = Arc::clone(&self.repo);
-            let volume = stored.volume.clone();
-            // The gauges show the stored row, exactly as the API will.
-            tokio::task::spawn_blocking(move || {
-                if let Ok(Some(stat)) = repo.latest_stat(&volume) {
-                    metrics::volume(&stat);
-                }
-            });
+        if let RunOutcome::Completed { usage, .. } = outcome {
+            metrics::volume(
+                &stored.volume,
+                usage,
+                stored.completed_at.unwrap_or_else(|| self.clock.now()),
+            );
         }
         tracing::info!(scan_id = %stored.scan_id, volume = %stored.volume, status = %stored.status, attempt = stored.attempt, "scan attempt ended");
     }
