@@ -1,5 +1,6 @@
-//! Test fixtures shared by volscan's test suites: a temporary directory and a
-//! throwaway PostgreSQL database, each removed when dropped.
+//! Test fixtures shared by volscan's test suites: a temporary directory, a
+//! throwaway PostgreSQL database and (module `docker`) uniquely named Docker
+//! volumes and containers, each removed when dropped.
 //!
 //! This crate is a dev-dependency only. PostgreSQL comes from
 //! `VOLSCAN_TEST_PG_URL`, an admin URL such as
