@@ -30,7 +30,7 @@ async fn app(
             .start()
             .await
             .unwrap();
-    let state = AppState { repo, scheduler: scheduler.clone() };
+    let state = AppState::new(repo, scheduler.clone(), None, 60, None);
     (test::init_service(App::new().configure(volscan_http::configure(state))).await, scheduler)
 }
 

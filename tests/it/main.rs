@@ -7,6 +7,7 @@
 // Helpers outside `#[test]` functions panic on purpose too: a failed setup is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod api;
 mod cli;
 mod engines;
 mod health;

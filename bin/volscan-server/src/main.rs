@@ -149,6 +149,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(backend = repo.backend_name(), applied = applied.len(), "database ready");
     let repo: Arc<dyn Repository> = Arc::new(repo);
 
+    let metrics = install_metrics()?;
     let source = volscan_docker::DockerSource::new(docker_options(&config))
         .context("invalid Docker source settings")?;
     let periodic = match config.scan.enabled {
@@ -175,7 +176,14 @@ fn serve(config: Config) -> anyhow::Result<()> {
             .start()
             .await
             .context("failed to start the scheduler")?;
-        let state = volscan_http::AppState { repo, scheduler: scheduler.clone() };
+        let auth_token = config.http.auth_token.as_ref().map(|token| token.expose().to_owned());
+        let state = volscan_http::AppState::new(
+            repo,
+            scheduler.clone(),
+            auth_token,
+            config.http.rate_limit_rpm.get(),
+            Some(metrics),
+        );
         let server = volscan_http::server(bind, state)
             .with_context(|| format!("failed to listen on {bind}"))?;
         let server_handle = server.handle();
@@ -198,6 +206,21 @@ fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Installs the process-wide Prometheus recorder; scan durations get histogram buckets.
+fn install_metrics() -> anyhow::Result<volscan_http::MetricsRenderer> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let buckets = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(volscan_scheduler::metrics::SCAN_DURATION.to_owned()),
+            &buckets,
+        )
+        .context("invalid histogram buckets")?
+        .install_recorder()
+        .context("failed to install the metrics recorder")?;
+    Ok(Arc::new(move || handle.render()))
 }
 
 /// Waits for SIGINT or SIGTERM; returns its name.

@@ -1,23 +1,33 @@
 //! volscan's HTTP adapter: actix-web routes under `/api/v1`, their JSON types
 //! and `ApiError`.
 //!
-//! This is the only crate that knows HTTP. Its JSON types are its own and are
-//! filled by hand from domain values, so a change to a domain type cannot
-//! silently change the API. Handlers reach the blocking repository only through
-//! `web::block`.
+//! This is the only crate that knows HTTP. Its JSON types (`json.rs`) are its
+//! own and are filled by hand from domain values, so a change to a domain
+//! type cannot silently change the API. Handlers reach the blocking
+//! repository only through `web::block`, and the scheduler through its handle.
 
 mod error;
+mod guard;
 mod health;
+mod json;
+mod openapi;
+mod routes;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use actix_web::{App, HttpServer, web};
-use volscan_domain::Repository;
+use volscan_domain::{Repository, VolumeUsers};
 use volscan_scheduler::SchedulerHandle;
 
 pub use error::ApiError;
+pub use guard::RateLimiter;
 pub use health::{ComponentHealth, Components, HealthResponse, HealthStatus};
+pub use openapi::document as openapi_document;
+
+/// Renders the Prometheus exposition of the process's metrics.
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -26,13 +36,46 @@ pub struct AppState {
     pub repo: Arc<dyn Repository>,
     /// The scheduler: triggers, cancel, status, health and the volume source.
     pub scheduler: SchedulerHandle,
+    /// `AUTH_TOKEN`: required as a bearer token on writing endpoints when set.
+    pub auth_token: Option<String>,
+    /// `RATE_LIMIT_RPM` per client on writing endpoints.
+    pub limiter: Arc<RateLimiter>,
+    /// The Prometheus exposition, when a recorder is installed.
+    pub metrics: Option<MetricsRenderer>,
+    /// Container users of volumes, cached briefly (see `routes::users`).
+    users: Arc<Mutex<Option<(Instant, Arc<Vec<VolumeUsers>>)>>>,
+}
+
+impl AppState {
+    /// The state for these parts; `rate_limit_rpm` is `RATE_LIMIT_RPM`.
+    pub fn new(
+        repo: Arc<dyn Repository>,
+        scheduler: SchedulerHandle,
+        auth_token: Option<String>,
+        rate_limit_rpm: u32,
+        metrics: Option<MetricsRenderer>,
+    ) -> Self {
+        AppState {
+            repo,
+            scheduler,
+            auth_token,
+            limiter: Arc::new(RateLimiter::new(rate_limit_rpm)),
+            metrics,
+            users: Arc::default(),
+        }
+    }
 }
 
 /// Largest request body accepted, in bytes; the API's bodies are tiny.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// One path with its handlers; any other method gets a JSON 405.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(error::method_not_allowed))
+}
+
 /// Registers every route and the JSON error handlers on `config`; shared by
-/// `serve` and the integration tests.
+/// `server` and the integration tests.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
         config
@@ -41,7 +84,43 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(
                 web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(error::json_error),
             )
-            .service(web::scope("/api/v1").route("/health", web::get().to(health::health)))
+            .app_data(web::QueryConfig::default().error_handler(error::query_error))
+            .app_data(web::PathConfig::default().error_handler(error::path_error))
+            .service(
+                web::scope("/api/v1")
+                    .service(
+                        resource("/volumes/{name}/scan")
+                            .route(web::post().to(routes::trigger_scan)),
+                    )
+                    .service(resource("/scan/now").route(web::post().to(routes::scan_now)))
+                    .service(resource("/scans").route(web::get().to(routes::list_scans)))
+                    .service(resource("/scans/{scan_id}").route(web::get().to(routes::get_scan)))
+                    .service(
+                        resource("/scans/{scan_id}/cancel")
+                            .route(web::post().to(routes::cancel_scan)),
+                    )
+                    .service(
+                        resource("/scan/batches/{batch_id}")
+                            .route(web::get().to(routes::get_batch)),
+                    )
+                    .service(resource("/volumes").route(web::get().to(routes::list_volumes)))
+                    .service(resource("/volumes/{name}").route(web::get().to(routes::get_volume)))
+                    .service(
+                        resource("/volumes/{name}/history").route(web::get().to(routes::history)),
+                    )
+                    .service(
+                        resource("/scheduler/status")
+                            .route(web::get().to(routes::scheduler_status)),
+                    )
+                    .service(resource("/scheduler/metrics").route(web::get().to(routes::metrics)))
+                    .service(resource("/health").route(web::get().to(health::health)))
+                    .service(
+                        resource("/health/scheduler")
+                            .route(web::get().to(routes::scheduler_health)),
+                    )
+                    .service(resource("/openapi.json").route(web::get().to(openapi::serve))),
+            )
+            .service(resource("/metrics").route(web::get().to(routes::metrics)))
             .default_service(web::to(error::not_found));
     }
 }

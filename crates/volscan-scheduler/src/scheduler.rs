@@ -940,24 +940,7 @@ impl SchedulerHandle {
     /// scan timeout: runs whose scans do not stop in time are requeued here.
     pub async fn stop(&self) {
         let inner = &self.inner;
-        let (stop, watch_stop, tasks) = {
-            let mut state = lock(&inner.state);
-            if !state.running {
-                return;
-            }
-            state.running = false;
-            state.next_run_at = None;
-            (state.stop.take(), state.watch_stop.take(), std::mem::take(&mut state.tasks))
-        };
-        if let Some(stop) = &stop {
-            let _ = stop.send(true);
-        }
-        if let Some(watch_stop) = watch_stop {
-            watch_stop.cancel(CancelReason::Shutdown);
-        }
-        for scan in lock(&inner.running_scans).values() {
-            scan.token.cancel(CancelReason::Shutdown);
-        }
+        let Some(tasks) = self.signal_stop() else { return };
         let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
         let joined = tokio::time::timeout(inner.options.shutdown_grace, async {
             for task in tasks {
@@ -982,6 +965,34 @@ impl SchedulerHandle {
         metrics::active(0, inner.options.concurrency);
         inner.refresh_depth().await;
         tracing::info!("scheduler stopped");
+    }
+
+    /// The first half of `stop`, without waiting: tells every task to stop,
+    /// cancels running scans (their runs go back to `queued`) and ends the
+    /// source's event watch. Returns the tasks to wait for, or `None` when
+    /// already stopped. Call it (or `stop`) before dropping the runtime: the
+    /// event watch runs on a blocking thread that the runtime waits for.
+    pub fn signal_stop(&self) -> Option<Vec<JoinHandle<()>>> {
+        let inner = &self.inner;
+        let (stop, watch_stop, tasks) = {
+            let mut state = lock(&inner.state);
+            if !state.running {
+                return None;
+            }
+            state.running = false;
+            state.next_run_at = None;
+            (state.stop.take(), state.watch_stop.take(), std::mem::take(&mut state.tasks))
+        };
+        if let Some(stop) = &stop {
+            let _ = stop.send(true);
+        }
+        if let Some(watch_stop) = watch_stop {
+            watch_stop.cancel(CancelReason::Shutdown);
+        }
+        for scan in lock(&inner.running_scans).values() {
+            scan.token.cancel(CancelReason::Shutdown);
+        }
+        Some(tasks)
     }
 
     /// Stops for good (SIGINT/SIGTERM): the same as `stop`.
