@@ -26,6 +26,9 @@ pub use guard::RateLimiter;
 pub use health::{ComponentHealth, Components, HealthResponse, HealthStatus};
 pub use openapi::document as openapi_document;
 
+/// Container users of volumes and when they were fetched.
+type UsersCache = Arc<Mutex<Option<(Instant, Arc<Vec<VolumeUsers>>)>>>;
+
 /// Renders the Prometheus exposition of the process's metrics.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
@@ -43,7 +46,7 @@ pub struct AppState {
     /// The Prometheus exposition, when a recorder is installed.
     pub metrics: Option<MetricsRenderer>,
     /// Container users of volumes, cached briefly (see `routes::users`).
-    users: Arc<Mutex<Option<(Instant, Arc<Vec<VolumeUsers>>)>>>,
+    users: UsersCache,
 }
 
 impl AppState {
