@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one command that runs every volscan test on a fresh Debian machine, as root:
-# it installs what the tests need (PostgreSQL, diskus, cargo-deny), starts a throwaway
+# it installs what the tests need (PostgreSQL, diskus, promtool, busybox, cargo-deny), starts a throwaway
 # PostgreSQL cluster, runs `cargo xtask ci` against it, and stops the cluster.
 set -euo pipefail
 
@@ -23,6 +23,12 @@ pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 if [ -z "$(pg_bin)" ] || [ ! -x "$(pg_bin)/initdb" ]; then
   log "installing PostgreSQL"
   apt_install postgresql
+fi
+
+# --- promtool (Debian package prometheus), to check a real metrics scrape --------
+if ! command -v promtool >/dev/null 2>&1; then
+  log "installing prometheus (for promtool)"
+  apt_install prometheus
 fi
 
 # --- busybox, for the Docker tests' image (volscan-testing imports it; nothing is pulled) ---

@@ -9,6 +9,7 @@
 
 mod api;
 mod cli;
+mod e2e;
 mod engines;
 mod health;
 mod scheduler;
