@@ -9,6 +9,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, bail};
 
 mod bench;
+mod bench_http;
 mod tidy;
 
 const USAGE: &str = "\
@@ -20,6 +21,7 @@ commands:
   bench-scan [--cold] [--runs N]  time the scan methods on generated trees (see --help)
   bench-scheduler                 the scheduler's cost per scan beyond engine time
                                   (1,000 small directories, SQLite, one worker)
+  bench-http [--database-url URL] load on the HTTP API with wrk (1,000 volumes, 1M stats rows)
   migrate [--database-url URL]    apply the embedded migrations (default: DATABASE_URL
                                   from the environment or VOLSCAN_CONFIG, else sqlite://volscan.db)
 ";
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("migrate") => migrate(&args[1..]),
         Some("bench-scan") => bench::bench_scan(&args[1..]),
+        Some("bench-http") => bench_http::bench_http(&args[1..]),
         Some("bench-scheduler") => {
             let mut example = cargo();
             example.args([

@@ -391,7 +391,7 @@ pub trait Repository: Send + Sync {
     /// A batch's runs by status.
     fn batch_counts(&self, batch: BatchId) -> Result<StatusCounts, RepoError>;
 
-    /// The newest stat of every volume that has one.
+    /// The newest stat of every known volume that has one, by volume name.
     fn latest_stats(&self) -> Result<Vec<VolumeStat>, RepoError>;
 
     /// The newest stat of one volume.

@@ -26,8 +26,8 @@ pub use guard::RateLimiter;
 pub use health::{ComponentHealth, Components, HealthResponse, HealthStatus};
 pub use openapi::document as openapi_document;
 
-/// Container users of volumes and when they were fetched.
-type UsersCache = Arc<Mutex<Option<(Instant, Arc<Vec<VolumeUsers>>)>>>;
+/// Container users of volumes (`None`: Docker did not answer) and when they were fetched.
+type UsersCache = Arc<Mutex<Option<(Instant, Option<Arc<Vec<VolumeUsers>>>)>>>;
 
 /// Renders the Prometheus exposition of the process's metrics.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;

@@ -2,6 +2,7 @@
 //! history and the scheduler's status. Writing endpoints pass the bearer
 //! token and the rate limit first; repository calls run in `web::block`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -156,7 +157,8 @@ pub(crate) async fn get_batch(
 }
 
 /// How long container users stay cached: listing containers costs Docker a
-/// round trip per request otherwise.
+/// round trip per request otherwise. A failure is remembered as long, so a
+/// Docker outage does not slow every request down.
 const USERS_TTL: Duration = Duration::from_secs(5);
 
 /// Which containers use which volume, cached briefly; `None` when Docker
@@ -167,22 +169,20 @@ async fn users(state: &AppState) -> Option<Arc<Vec<VolumeUsers>>> {
         if let Some((at, users)) = cache.as_ref()
             && at.elapsed() < USERS_TTL
         {
-            return Some(Arc::clone(users));
+            return users.clone();
         }
     }
     let source = state.scheduler.source();
     let fetched =
         actix_web::rt::time::timeout(Duration::from_secs(3), web::block(move || source.users()))
             .await;
-    match fetched {
-        Ok(Ok(Ok(users))) => {
-            let users = Arc::new(users);
-            *state.users.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some((Instant::now(), Arc::clone(&users)));
-            Some(users)
-        }
+    let users = match fetched {
+        Ok(Ok(Ok(users))) => Some(Arc::new(users)),
         _ => None,
-    }
+    };
+    *state.users.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+        Some((Instant::now(), users.clone()));
+    users
 }
 
 /// Query of `GET /volumes`.
@@ -213,12 +213,15 @@ pub(crate) async fn list_volumes(
     let (volumes, stats) =
         block(move || Ok((repo.volumes(include_removed)?, repo.latest_stats()?))).await?;
     let users = users(&state).await;
+    let latest: HashMap<&VolumeName, &volscan_domain::VolumeStat> =
+        stats.iter().map(|s| (&s.volume, s)).collect();
+    let used: HashMap<&VolumeName, &VolumeUsers> =
+        users.iter().flat_map(|u| u.iter()).map(|u| (&u.volume, u)).collect();
     let mut listed: Vec<VolumeJson> = volumes
         .iter()
         .map(|volume| {
-            let latest = stats.iter().find(|s| s.volume == volume.name);
-            let used = users.as_ref().and_then(|u| u.iter().find(|u| u.volume == volume.name));
-            VolumeJson::new(volume, latest, used, users.is_some())
+            let latest = latest.get(&volume.name).copied();
+            VolumeJson::new(volume, latest, used.get(&volume.name).copied(), users.is_some())
         })
         .collect();
     if key == "size_bytes" {

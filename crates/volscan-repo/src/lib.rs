@@ -20,7 +20,7 @@ use std::thread;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::dsl::{count_star, max};
+use diesel::dsl::count_star;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use time::PrimitiveDateTime;
@@ -559,18 +559,14 @@ impl Repository for DieselRepository {
     }
 
     fn latest_stats(&self) -> Result<Vec<VolumeStat>, RepoError> {
+        // One index seek on (volume_name, ts) per known volume; a GROUP BY over
+        // the whole table would read every row on each call.
+        const LATEST: &str = "SELECT s.* FROM volumes v JOIN volume_stats s ON s.id = \
+            (SELECT s2.id FROM volume_stats s2 WHERE s2.volume_name = v.name \
+             ORDER BY s2.ts DESC, s2.id DESC LIMIT 1) ORDER BY v.name";
         self.with_conn(|conn| {
-            // Rows are inserted when their run completes, so within a volume the
-            // largest id is the newest row.
-            let newest_alias = diesel::alias!(volume_stats as newest);
-            let newest = newest_alias
-                .group_by(newest_alias.field(volume_stats::volume_name))
-                .select(max(newest_alias.field(volume_stats::id)));
-            let rows = volume_stats::table
-                .filter(volume_stats::id.nullable().eq_any(newest))
-                .order(volume_stats::volume_name.asc())
-                .select(VolumeStatRow::as_select())
-                .load(conn)?;
+            let rows: Vec<VolumeStatRow> =
+                on_backend!(conn, |c| diesel::sql_query(LATEST).load(c)?);
             stats_from_rows(rows)
         })
     }

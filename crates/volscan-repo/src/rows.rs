@@ -169,7 +169,7 @@ impl From<&ScanRun> for ScanRunRow {
     }
 }
 
-#[derive(Queryable, Selectable)]
+#[derive(Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = volume_stats)]
 pub(crate) struct VolumeStatRow {
     pub id: i64,

@@ -123,8 +123,9 @@ fn completed(size: u64) -> RunOutcome {
     }
 }
 
-/// Enqueues, claims and completes one scan of `volume` measuring `size` at `at`.
+/// Upserts `volume`, then enqueues, claims and completes one scan of it measuring `size` at `at`.
 fn scan_once(repo: &DieselRepository, volume: &str, size: u64, at: Timestamp) -> ScanId {
+    repo.upsert_volume(&discovered(volume), at).unwrap();
     let enqueued = repo.enqueue(new_run(volume, at)).unwrap();
     let claimed = repo.claim_next(at).unwrap().unwrap();
     assert_eq!(claimed.scan_id, enqueued.run.scan_id);
