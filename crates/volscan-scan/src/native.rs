@@ -268,6 +268,9 @@ impl Walk<'_> {
         while let Some(entry) = entries.next() {
             let entry = match entry {
                 Ok(entry) => entry,
+                // The directory was removed after it was opened (Linux answers ENOENT
+                // for a dead directory): it vanished, which is not an error.
+                Err(Errno::NOENT) => break,
                 Err(_) => {
                     totals.errors += 1;
                     break;
