@@ -133,6 +133,10 @@ fn du(path: &std::path::Path) -> u64 {
 #[actix_web::test]
 async fn a_scan_is_triggered_followed_and_listed() {
     let api = api(600).await;
+    // A listing before the scan is rendered and kept; the scan must replace it.
+    let (status, before) = api.get("/api/v1/volumes?sort=size_bytes:desc").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(before.as_array().unwrap().iter().all(|v| v["latest"].is_null()), "{before}");
     let (status, trigger, _) = api.post("/api/v1/volumes/alpha/scan").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{trigger}");
     assert_eq!(

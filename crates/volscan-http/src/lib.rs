@@ -29,6 +29,11 @@ pub use openapi::document as openapi_document;
 /// Container users of volumes (`None`: Docker did not answer) and when they were fetched.
 type UsersCache = Arc<Mutex<Option<(Instant, Option<Arc<Vec<VolumeUsers>>>)>>>;
 
+/// Rendered `GET /volumes` answers by (sort, removed), with the data version
+/// they were rendered at and when.
+type VolumesCache =
+    Arc<Mutex<std::collections::HashMap<(String, bool), (u64, Instant, actix_web::web::Bytes)>>>;
+
 /// Renders the Prometheus exposition of the process's metrics.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
@@ -47,6 +52,8 @@ pub struct AppState {
     pub metrics: Option<MetricsRenderer>,
     /// Container users of volumes, cached briefly (see `routes::users`).
     users: UsersCache,
+    /// Rendered volume lists (see `routes::list_volumes`).
+    volumes: VolumesCache,
 }
 
 impl AppState {
@@ -65,6 +72,7 @@ impl AppState {
             limiter: Arc::new(RateLimiter::new(rate_limit_rpm)),
             metrics,
             users: Arc::default(),
+            volumes: Arc::default(),
         }
     }
 }

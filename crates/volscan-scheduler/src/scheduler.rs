@@ -73,6 +73,7 @@ impl SchedulerBuilder {
             queue_depth: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::new()),
             source_ok: AtomicBool::new(true),
+            data_version: AtomicU64::new(0),
         });
         metrics::describe();
         inner.initialize().await?;
@@ -125,6 +126,8 @@ struct Inner {
     recent: Mutex<VecDeque<ScanStatus>>,
     /// Whether the source answered at its last use.
     source_ok: AtomicBool,
+    /// Bumped after every write of volumes or stats, so readers can cache.
+    data_version: AtomicU64,
 }
 
 /// Locks a mutex, ignoring poisoning: every critical section leaves its data
@@ -350,7 +353,16 @@ impl Inner {
         }
     }
 
+    /// Marks volumes or stats as changed.
+    fn touched(&self) {
+        self.data_version.fetch_add(1, Ordering::Release);
+    }
+
     fn after_outcome(&self, outcome: &RunOutcome, stored: &ScanRun) {
+        // First, so that whoever sees the counters move also sees the new version.
+        if let RunOutcome::Completed { .. } = outcome {
+            self.touched();
+        }
         match outcome {
             RunOutcome::Completed { method, duration, .. } => {
                 self.totals.completed.fetch_add(1, Ordering::Relaxed);
@@ -538,6 +550,7 @@ impl Inner {
                     tracing::warn!(error = %error_chain(&err), "the volume source did not answer; using the volumes already known");
                 }
             }
+            this.touched();
             Ok(this.repo.volumes(false)?)
         })
         .await?
@@ -614,6 +627,7 @@ impl Inner {
                 match found {
                     Some(volume) => {
                         repo.upsert_volume(&volume, now)?;
+                        this.touched();
                     }
                     None => return Err(SchedulerError::VolumeNotFound(name)),
                 }
@@ -659,6 +673,7 @@ impl Inner {
                 let (repo, now) = (Arc::clone(&self.repo), self.clock.now());
                 let removed =
                     blocking(move || repo.mark_volume_removed(&name, now).map(|r| (name, r))).await;
+                self.touched();
                 if let Ok(Ok((name, true))) = removed {
                     tracing::info!(volume = %name, "volume removed; its history is kept");
                 }
@@ -824,7 +839,10 @@ async fn retention(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         })
         .await;
         match purged {
-            Ok(Ok((stats, runs))) => tracing::info!(stats, runs, "retention pass done"),
+            Ok(Ok((stats, runs))) => {
+                inner.touched();
+                tracing::info!(stats, runs, "retention pass done");
+            }
             Ok(Err(err)) => tracing::warn!(error = %error_chain(&err), "retention pass failed"),
             Err(_) => return,
         }
@@ -907,6 +925,12 @@ impl SchedulerHandle {
             inner.options.interval,
             inner.clock.now(),
         )
+    }
+
+    /// A number that changes whenever the scheduler writes volumes or stats;
+    /// readers may cache what they derived from them while it stays the same.
+    pub fn data_version(&self) -> u64 {
+        self.inner.data_version.load(Ordering::Acquire)
     }
 
     /// Whether the volume source answered at its last use.
