@@ -26,3 +26,16 @@ pub use volume::{DiscoveredVolume, Volume, VolumeKind};
 
 /// A point in time, always in UTC.
 pub type Timestamp = time::OffsetDateTime;
+
+/// An error and its causes as one line, `outer: inner: …`, for logs and
+/// stored failure reasons.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -9,7 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
-use volscan_domain::RepoError;
+use volscan_domain::{RepoError, error_chain};
 use volscan_scheduler::SchedulerError;
 
 /// An error answer of the API.
@@ -139,18 +139,6 @@ impl From<SchedulerError> for ApiError {
             other => ApiError::Internal(error_chain(&other)),
         }
     }
-}
-
-/// An error and its causes, `outer: inner: …`, for the log.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl ResponseError for ApiError {

@@ -19,6 +19,7 @@ use volscan_domain::{
     BatchId, CancelReason, CancelToken, EngineChain, Enqueued, NewScanRun, RepoError, Repository,
     RunFilter, RunOutcome, ScanContext, ScanEngine, ScanError, ScanId, ScanMethod, ScanRun,
     ScanStatus, SourceError, SourceEvent, Timestamp, Trigger, Volume, VolumeName, VolumeSource,
+    error_chain,
 };
 
 use crate::clock::{Clock, SystemClock};
@@ -181,18 +182,6 @@ impl Failure {
         let retry = !matches!(err, ScanError::NoEngine { .. });
         Failure::new(error_chain(err), retry, metric)
     }
-}
-
-/// An error and its causes, `outer: inner: …`.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// What a worker needs to measure a run.
