@@ -216,12 +216,16 @@ pub(crate) async fn list_volumes(
     let cache_key = (format!("{key}:{descending}"), include_removed);
     let version = state.scheduler.data_version();
     {
-        let cache = state.volumes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((cached_version, at, body)) = cache.get(&cache_key)
+        let mut cache = state.volumes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((cached_version, at, body)) = cache.get_mut(&cache_key)
             && *cached_version == version
-            && at.elapsed() < USERS_TTL
         {
-            return Ok(HttpResponse::Ok().content_type("application/json").body(body.clone()));
+            if at.elapsed() < USERS_TTL {
+                return Ok(HttpResponse::Ok().content_type("application/json").body(body.clone()));
+            }
+            // Only the users may have changed: this request refreshes the entry
+            // while the others keep answering from it, instead of all rendering at once.
+            *at = Instant::now();
         }
     }
     let repo = Arc::clone(&state.repo);
