@@ -3,7 +3,6 @@
 //! endpoint's success and error answers, auth, the rate limit and hostile
 //! input.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -125,11 +124,6 @@ fn assert_error(status: StatusCode, body: &Value, expected_status: u16, code: &s
     assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
 }
 
-fn du(path: &std::path::Path) -> u64 {
-    let out = Command::new("du").args(["-sB1", "-x", "--"]).arg(path).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().parse().unwrap()
-}
-
 #[actix_web::test]
 async fn a_scan_is_triggered_followed_and_listed() {
     let api = api(600).await;
@@ -155,7 +149,10 @@ async fn a_scan_is_triggered_followed_and_listed() {
     let (status, volumes) = api.get("/api/v1/volumes?sort=size_bytes:desc").await;
     assert_eq!(status, StatusCode::OK);
     let alpha = volumes.as_array().unwrap().iter().find(|v| v["name"] == "alpha").unwrap();
-    assert_eq!(alpha["latest"]["size_bytes"].as_u64(), Some(du(&api.dirs.path().join("alpha"))));
+    assert_eq!(
+        alpha["latest"]["size_bytes"].as_u64(),
+        Some(crate::support::du_bytes(&api.dirs.path().join("alpha")))
+    );
     assert_eq!(alpha["latest"]["scan_method"], "native");
     assert_eq!(volumes[0]["name"], "alpha", "sorted by size, scanned first");
 

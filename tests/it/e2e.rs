@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use volscan_testing::{PgDatabase, TempDir};
 
-use crate::support::{free_port, server};
+use crate::support::{du_bytes as du, free_port, server};
 
 const TOKEN: &str = "e2e-secret-token-4f1d";
 
@@ -156,11 +156,6 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-fn du(path: &std::path::Path) -> u64 {
-    let out = Command::new("du").args(["-sB1", "-x", "--"]).arg(path).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().parse().unwrap()
 }
 
 fn end_to_end(url: &str, backend: &str) {

@@ -28,20 +28,11 @@ struct DuView {
     inodes: u64,
 }
 
-fn du_number(args: &[&str], root: &Path) -> u64 {
-    let output = Command::new("du").args(args).arg("--").arg(root).output().unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("du {args:?}: {text:?}"))
-}
-
 fn du_view(root: &Path) -> DuView {
     DuView {
-        size_bytes: du_number(&["-sB1", "-x"], root),
-        apparent_bytes: du_number(&["-sb", "-x"], root),
-        inodes: du_number(&["-s", "-x", "--inodes"], root),
+        size_bytes: crate::support::du(&["-sB1", "-x"], root),
+        apparent_bytes: crate::support::du(&["-sb", "-x"], root),
+        inodes: crate::support::du(&["-s", "-x", "--inodes"], root),
     }
 }
 

@@ -23,6 +23,8 @@ use volscan_scheduler::{SchedulerBuilder, SchedulerError, SchedulerOptions};
 use volscan_testing::docker::{TestContainer, TestVolume, test_image};
 use volscan_testing::{PgDatabase, TempDir};
 
+use crate::support::du_bytes;
+
 /// The Docker source restricted to the volumes named in `names`.
 struct OwnVolumes {
     docker: DockerSource,
@@ -73,11 +75,6 @@ impl VolumeSource for OwnVolumes {
             }
         })
     }
-}
-
-fn du_bytes(path: &std::path::Path) -> u64 {
-    let output = Command::new("du").args(["-sB1", "-x", "--"]).arg(path).output().unwrap();
-    String::from_utf8_lossy(&output.stdout).split_whitespace().next().unwrap().parse().unwrap()
 }
 
 /// Polls `done` every 50 ms for at most `limit`.

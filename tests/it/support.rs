@@ -50,3 +50,18 @@ pub fn text(output: &Output) -> (String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// What GNU `du ARGS -- path` prints first: a number.
+pub fn du(args: &[&str], path: &std::path::Path) -> u64 {
+    let output = Command::new("du").args(args).arg("--").arg(path).output().expect("du");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("du {args:?}: {text:?}"))
+}
+
+/// `du -sB1 -x`: the disk usage every engine must report.
+pub fn du_bytes(path: &std::path::Path) -> u64 {
+    du(&["-sB1", "-x"], path)
+}
