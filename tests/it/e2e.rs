@@ -5,181 +5,36 @@
 //! this test's own prefix, so even a bulk scan touches only volumes the test
 //! created.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use volscan_testing::{PgDatabase, TempDir};
 
-use crate::support::{du_bytes as du, free_port, server};
-
-const TOKEN: &str = "e2e-secret-token-4f1d";
-
-/// A regex matching every name that does not start with `prefix` (the regex
-/// crate has no lookahead): a differing character at some position, or a
-/// name shorter than the prefix.
-fn everything_but(prefix: &str) -> String {
-    let chars: Vec<char> = prefix.chars().collect();
-    let mut alternatives: Vec<String> = (0..chars.len())
-        .map(|i| {
-            let head: String = chars[..i].iter().collect();
-            format!("^{}[^{}]", regex::escape(&head), regex::escape(&chars[i].to_string()))
-        })
-        .collect();
-    alternatives.push(format!("^.{{0,{}}}$", chars.len() - 1));
-    alternatives.join("|")
-}
-
-/// A Docker volume made by this test, removed on drop.
-struct E2eVolume {
-    name: String,
-    mountpoint: PathBuf,
-}
-
-impl E2eVolume {
-    fn create(name: String, bytes: usize) -> Self {
-        let out =
-            Command::new("docker").args(["volume", "create", &name]).output().expect("docker CLI");
-        assert!(
-            out.status.success(),
-            "docker volume create: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = Command::new("docker")
-            .args(["volume", "inspect", "--format", "{{.Mountpoint}}", &name])
-            .output()
-            .unwrap();
-        let volume = E2eVolume {
-            name,
-            mountpoint: PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
-        };
-        std::fs::write(volume.mountpoint.join("data"), vec![b'e'; bytes]).unwrap();
-        volume
-    }
-}
-
-impl Drop for E2eVolume {
-    fn drop(&mut self) {
-        let _ = Command::new("docker").args(["volume", "rm", "-f", &self.name]).output();
-    }
-}
-
-/// The running server, killed on drop if the test did not stop it.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(url: &str, skip: &str, dir: &TempDir) -> Server {
-        let port = free_port();
-        let log = dir.path().join("server.log");
-        let bind = format!("127.0.0.1:{port}");
-        let child = server(&[
-            ("DATABASE_URL", url),
-            ("VOLSCAN_BIND", &bind),
-            ("AUTH_TOKEN", TOKEN),
-            ("SCAN_ENABLED", "false"),
-            ("SCAN_SKIP_PATTERN", skip),
-            ("RUST_LOG", "debug"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-        let server = Server { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while server.request("GET", "/api/v1/health", false).is_none() {
-            assert!(Instant::now() < deadline, "the server did not start: {}", server.log_text());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// One HTTP/1.1 request; returns status, headers and JSON (or text) body.
-    fn request(&self, method: &str, path: &str, auth: bool) -> Option<(u16, String, Value)> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
-        let auth = if auth { format!("Authorization: Bearer {TOKEN}\r\n") } else { String::new() };
-        write!(stream, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        let status = head.split(' ').nth(1)?.parse().ok()?;
-        let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
-        Some((status, head.to_owned(), body))
-    }
-
-    fn call(&self, method: &str, path: &str) -> (u16, String, Value) {
-        self.request(method, path, true).unwrap_or_else(|| panic!("{method} {path}: no answer"))
-    }
-
-    fn follow(&self, status_url: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let (status, _, run) = self.call("GET", status_url);
-            assert_eq!(status, 200, "{run}");
-            if ["completed", "failed", "canceled"].contains(&run["status"].as_str().unwrap_or("")) {
-                return run;
-            }
-            assert!(Instant::now() < deadline, "{run}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn sigterm_and_wait(&mut self) -> Duration {
-        let started = Instant::now();
-        let status =
-            Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        loop {
-            if let Some(exit) = self.child.try_wait().unwrap() {
-                assert!(exit.success(), "exit {exit}: {}", self.log_text());
-                return started.elapsed();
-            }
-            assert!(started.elapsed() < Duration::from_secs(15), "SIGTERM ignored");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
+use crate::support::{
+    ServerProcess, TOKEN, du_bytes as du, everything_but, filled_volumes, unique_prefix,
+};
 
 fn end_to_end(url: &str, backend: &str) {
-    let prefix = format!("vse2e-{}-", &uuid_suffix());
+    let prefix = unique_prefix("e2e");
     let dir = TempDir::new("it-e2e");
-    let volumes: Vec<E2eVolume> =
-        (0..3).map(|i| E2eVolume::create(format!("{prefix}{i}"), 50_000 * (i + 1))).collect();
-    let mut server = Server::start(url, &everything_but(&prefix), &dir);
+    let volumes = filled_volumes(&prefix, 3, 50_000);
+    let skip = everything_but(&prefix);
+    let vars = [("DATABASE_URL", url), ("SCAN_ENABLED", "false"), ("SCAN_SKIP_PATTERN", &skip)];
+    let mut server = ServerProcess::start(&vars, dir.path());
 
     // Trigger, follow status_url to completed, compare with du.
-    let (status, _, trigger) =
-        server.call("POST", &format!("/api/v1/volumes/{}/scan", volumes[0].name));
-    assert_eq!(status, 202, "{trigger}");
-    let run = server.follow(trigger["status_url"].as_str().unwrap());
+    let trigger = server.trigger(volumes[0].name());
+    let run = server.follow(trigger["status_url"].as_str().unwrap(), Duration::from_secs(60));
     assert_eq!(run["status"], "completed", "{run}");
-    let (_, _, detail) = server.call("GET", &format!("/api/v1/volumes/{}", volumes[0].name));
+    let (_, _, detail) = server.call("GET", &format!("/api/v1/volumes/{}", volumes[0].name()));
     assert_eq!(
         detail["latest"]["size_bytes"].as_u64(),
-        Some(du(&volumes[0].mountpoint)),
+        Some(du(volumes[0].mountpoint())),
         "{detail}"
     );
 
     // Auth: no token, wrong token.
-    let (status, _, body) = server.request("POST", "/api/v1/scan/now", false).unwrap();
+    let (status, _, body) = server.request("POST", "/api/v1/scan/now", false, None).unwrap();
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
 
     // Bulk: our three volumes only; a second one inside the cooldown is refused.
@@ -208,13 +63,9 @@ fn end_to_end(url: &str, backend: &str) {
     let (_, _, listed) = server.call("GET", "/api/v1/volumes?sort=size_bytes:desc");
     let names: Vec<&str> =
         listed.as_array().unwrap().iter().filter_map(|v| v["name"].as_str()).collect();
-    assert_eq!(
-        names,
-        [volumes[2].name.as_str(), volumes[1].name.as_str(), volumes[0].name.as_str()],
-        "{listed}"
-    );
+    assert_eq!(names, [volumes[2].name(), volumes[1].name(), volumes[0].name()], "{listed}");
     let (_, _, history) =
-        server.call("GET", &format!("/api/v1/volumes/{}/history", volumes[0].name));
+        server.call("GET", &format!("/api/v1/volumes/{}/history", volumes[0].name()));
     assert_eq!(history["points"].as_array().unwrap().len(), 2, "{history}");
     let (_, _, status) = server.call("GET", "/api/v1/scheduler/status");
     assert!(status["total_completed"].as_u64().unwrap() >= 4, "{status}");
@@ -223,8 +74,8 @@ fn end_to_end(url: &str, backend: &str) {
     for needle in [
         format!(
             "volscan_volume_size_bytes{{volume=\"{}\"}} {}",
-            volumes[1].name,
-            du(&volumes[1].mountpoint)
+            volumes[1].name(),
+            du(volumes[1].mountpoint())
         ),
         "volscan_scans_total{status=\"completed\"}".to_owned(),
         "volscan_scan_duration_seconds_bucket".to_owned(),
@@ -237,8 +88,8 @@ fn end_to_end(url: &str, backend: &str) {
     assert_eq!((code, health["status"].as_str()), (200, Some("healthy")), "{health}");
 
     // SIGTERM while scans are queued or running leaves no run `running`.
-    let (_, _, _) = server.call("POST", &format!("/api/v1/volumes/{}/scan", volumes[1].name));
-    let (_, _, _) = server.call("POST", &format!("/api/v1/volumes/{}/scan", volumes[2].name));
+    server.trigger(volumes[1].name());
+    server.trigger(volumes[2].name());
     let took = server.sigterm_and_wait();
     eprintln!("{backend}: SIGTERM to exit took {took:?}");
     assert!(took < Duration::from_secs(10));
@@ -251,11 +102,6 @@ fn end_to_end(url: &str, backend: &str) {
         ..Default::default()
     };
     assert_eq!(repo.count_runs(&running).unwrap(), 0, "no run may stay running");
-}
-
-fn uuid_suffix() -> String {
-    let id = volscan_domain::ScanId::new().to_string();
-    id[..8].to_owned()
 }
 
 /// `promtool check metrics` on a real scrape (Debian package `prometheus`).

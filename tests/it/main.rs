@@ -9,8 +9,12 @@
 
 mod api;
 mod cli;
+mod crash;
 mod e2e;
 mod engines;
 mod health;
+mod hostile;
+mod hung_tool;
+mod outage;
 mod scheduler;
 mod support;

@@ -141,8 +141,11 @@ fn report_migrations(repo: &DieselRepository, applied: &[String]) {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
+    // Colours only on a terminal: a log file or journal gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log.filter))
+        .with_ansi(ansi)
         .init();
     let repo = open_database(&config)?;
     let applied = repo.migrate().context("failed to migrate the database")?;

@@ -29,6 +29,12 @@ use crate::options::SchedulerOptions;
 use crate::policy::{self, Jitter, RECENT};
 use crate::status::{BatchSummary, SchedulerHealth, SchedulerStatus};
 
+/// How long a reconnected event stream runs before the catch-up reconcile.
+const CATCH_UP_DELAY: Duration = Duration::from_secs(1);
+
+/// The longest wait between attempts to reconnect the event stream.
+const MAX_EVENT_BACKOFF: Duration = Duration::from_secs(30);
+
 /// Builds a scheduler from its ports and options.
 pub struct SchedulerBuilder {
     source: Arc<dyn VolumeSource>,
@@ -518,17 +524,32 @@ impl Inner {
     /// refreshed, missing ones marked removed. Returns the volumes to scan;
     /// when the source does not answer, the ones already known.
     async fn reconcile(self: &Arc<Self>) -> Result<Vec<Volume>, SchedulerError> {
+        Ok(self.reconcile_noting_new().await?.0)
+    }
+
+    /// Reconciles the known volumes with the source's list; returns the known
+    /// volumes and the names the source listed that were not known (or were
+    /// marked removed) before.
+    async fn reconcile_noting_new(
+        self: &Arc<Self>,
+    ) -> Result<(Vec<Volume>, Vec<VolumeName>), SchedulerError> {
         let this = Arc::clone(self);
         let now = self.clock.now();
-        blocking(move || -> Result<Vec<Volume>, SchedulerError> {
+        blocking(move || -> Result<(Vec<Volume>, Vec<VolumeName>), SchedulerError> {
+            let mut appeared = Vec::new();
             match this.source.volumes() {
                 Ok(found) => {
                     this.source_ok.store(true, Ordering::Relaxed);
+                    let known = this.repo.volumes(false)?;
+                    let was_known: HashSet<&VolumeName> = known.iter().map(|v| &v.name).collect();
                     let present: HashSet<&VolumeName> = found.iter().map(|v| &v.name).collect();
                     for volume in &found {
                         this.repo.upsert_volume(volume, now)?;
+                        if !was_known.contains(&volume.name) {
+                            appeared.push(volume.name.clone());
+                        }
                     }
-                    for known in this.repo.volumes(false)? {
+                    for known in &known {
                         if !present.contains(&known.name) && this.repo.mark_volume_removed(&known.name, now)? {
                             tracing::info!(volume = %known.name, "volume is gone; its history is kept");
                         }
@@ -540,9 +561,26 @@ impl Inner {
                 }
             }
             this.touched();
-            Ok(this.repo.volumes(false)?)
+            Ok((this.repo.volumes(false)?, appeared))
         })
         .await?
+    }
+
+    /// After the event stream comes back: reconciles, and queues a scan
+    /// (trigger `event`) for every volume created while events were missed,
+    /// as its `create` event would have.
+    async fn catch_up(self: &Arc<Self>) {
+        match self.reconcile_noting_new().await {
+            Ok((_, appeared)) => {
+                for name in appeared {
+                    tracing::info!(volume = %name, "volume created while the event stream was down");
+                    self.on_event(SourceEvent::VolumeCreated(name)).await;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %error_chain(&err), "reconcile after reconnecting failed")
+            }
+        }
     }
 
     /// Enqueues every volume under one batch, as far as the queue allows.
@@ -769,20 +807,28 @@ async fn follow_events(inner: Arc<Inner>, stop: watch::Receiver<bool>, watch_sto
     let mut backoff = Duration::from_secs(1);
     let mut first = true;
     loop {
-        if !first {
-            // Events may have been missed while disconnected.
-            let _ = inner.reconcile().await;
-        }
-        first = false;
         let (source, token, sender) =
             (Arc::clone(&inner.source), watch_stop.clone(), sender.clone());
         let started = tokio::time::Instant::now();
-        let result = blocking(move || {
+        let mut watching = tokio::task::spawn_blocking(move || {
             source.watch(&token, &mut |event| {
                 let _ = sender.send(event);
             })
-        })
-        .await;
+        });
+        let mut finished = None;
+        if !std::mem::take(&mut first) {
+            // Events were missed while disconnected. Catch up once the new
+            // stream has had a moment to subscribe, so that a volume created
+            // in between is seen by one or the other (a duplicate is deduplicated).
+            tokio::select! {
+                result = &mut watching => finished = Some(result),
+                () = tokio::time::sleep(CATCH_UP_DELAY) => inner.catch_up().await,
+            }
+        }
+        let result = match finished {
+            Some(result) => result,
+            None => watching.await,
+        };
         if Inner::is_stopping(&stop) || watch_stop.is_canceled() {
             break;
         }
@@ -799,7 +845,7 @@ async fn follow_events(inner: Arc<Inner>, stop: watch::Receiver<bool>, watch_sto
                     () = tokio::time::sleep(backoff) => {}
                     _ = stop.changed() => break,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                backoff = (backoff * 2).min(MAX_EVENT_BACKOFF);
             }
             Err(_) => break,
         }

@@ -104,6 +104,8 @@ struct FakeSource {
     volumes: Mutex<Vec<DiscoveredVolume>>,
     skipped: HashSet<String>,
     events: Mutex<VecDeque<SourceEvent>>,
+    /// Set to make the running `watch` fail once, as a lost event stream.
+    break_stream: AtomicBool,
 }
 
 impl FakeSource {
@@ -114,6 +116,7 @@ impl FakeSource {
             volumes: Mutex::new(Vec::new()),
             skipped: HashSet::from(["docker_skipped".to_owned()]),
             events: Mutex::new(VecDeque::new()),
+            break_stream: AtomicBool::new(false),
             root,
         };
         for name in names {
@@ -178,6 +181,9 @@ impl VolumeSource for FakeSource {
         on_event: &mut dyn FnMut(SourceEvent),
     ) -> Result<(), SourceError> {
         while !stop.is_canceled() && !self.closed.load(Ordering::SeqCst) {
+            if self.break_stream.swap(false, Ordering::SeqCst) {
+                return Err(SourceError::Unavailable("the event stream ended".into()));
+            }
             let next = self.events.lock().unwrap().pop_front();
             match next {
                 Some(event) => on_event(event),
@@ -515,6 +521,26 @@ async fn events_queue_new_volumes_and_mark_removed_ones() {
         h.repo.volume(&name("existing")).unwrap().unwrap().removed_at.is_some()
     })
     .await;
+    h.handle.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_volume_created_while_the_event_stream_was_down_is_scanned_after_reconnecting() {
+    let h = harness(&["existing"], FakeEngine::new(Behaviour::Measure(11)), options()).await;
+    // The stream breaks; a volume is created meanwhile and its event is lost.
+    h.source.break_stream.store(true, Ordering::SeqCst);
+    h.source.add("missed");
+    h.until("the missed volume is scanned", |h| {
+        h.repo.latest_stat(&name("missed")).unwrap().is_some()
+    })
+    .await;
+    let runs = h.repo.runs(&RunFilter { volume: Some(name("missed")), ..RunFilter::default() });
+    let runs = runs.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].trigger, Trigger::Event);
+    // A volume known before is not scanned again by the catch-up.
+    let existing = RunFilter { volume: Some(name("existing")), ..RunFilter::default() };
+    assert_eq!(h.repo.count_runs(&existing).unwrap(), 0);
     h.handle.stop().await;
 }
 

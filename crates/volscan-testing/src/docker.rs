@@ -62,7 +62,11 @@ impl TestVolume {
 
     /// Creates `volscan-test-<uuid>` with the given labels.
     pub fn create_labeled(labels: &[(&str, &str)]) -> Self {
-        let name = unique_name();
+        Self::create_named(unique_name(), labels)
+    }
+
+    /// Creates a volume with the given name (which the test must make unique) and labels.
+    pub fn create_named(name: String, labels: &[(&str, &str)]) -> Self {
         let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut args = vec!["volume", "create"];
         for label in &labels {
@@ -183,4 +187,107 @@ fn build_test_image() {
     assert!(status.success(), "tar failed to pack the test image: {status}");
     let tarball = tarball.to_str().unwrap_or_else(|| panic!("non-UTF-8 temp path {tarball:?}"));
     docker(&["import", tarball, TEST_IMAGE]);
+}
+
+/// A private Docker daemon for one test, with its own socket, data root and
+/// exec root under a temporary directory, which the test may stop and start
+/// again (to take Docker away from a running volscan without touching the
+/// machine's own daemon).
+///
+/// It runs `dockerd` with the `vfs` storage driver, no bridge and no
+/// iptables rules, and an empty configuration file, so `/etc/docker/daemon.json`
+/// does not apply. It is meant for volumes; containers need an image imported
+/// into it first.
+#[derive(Debug)]
+pub struct PrivateDaemon {
+    dir: crate::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateDaemon {
+    /// Starts the daemon and waits until it answers.
+    pub fn start() -> Self {
+        let dir = crate::TempDir::new("dockerd");
+        std::fs::write(dir.path().join("daemon.json"), "{}")
+            .unwrap_or_else(|err| panic!("cannot write daemon.json: {err}"));
+        let mut daemon = PrivateDaemon { dir, child: None };
+        daemon.resume();
+        daemon
+    }
+
+    /// `unix://…/docker.sock`, for `DOCKER_HOST`.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("docker.sock").display())
+    }
+
+    /// Runs `docker -H HOST ARGS` against this daemon, panicking when it fails.
+    pub fn docker(&self, args: &[&str]) -> String {
+        let host = self.host();
+        let mut all = vec!["-H", host.as_str()];
+        all.extend_from_slice(args);
+        docker(&all)
+    }
+
+    /// Stops the daemon (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while child.try_wait().ok().flatten().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the (stopped) daemon again on the same socket and data root.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "the private daemon is already running");
+        let path = |name: &str| self.dir.path().join(name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path("dockerd.log"))
+            .unwrap_or_else(|err| panic!("cannot open the dockerd log: {err}"));
+        let child = Command::new("dockerd")
+            .arg("--config-file")
+            .arg(path("daemon.json"))
+            .arg("--host")
+            .arg(self.host())
+            .arg("--data-root")
+            .arg(path("root"))
+            .arg("--exec-root")
+            .arg(path("exec"))
+            .arg("--pidfile")
+            .arg(path("dockerd.pid"))
+            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false"])
+            .args(["--storage-driver", "vfs"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!("cannot start dockerd ({err}); this test needs the Docker Engine installed")
+            });
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let host = self.host();
+        while !try_docker(&["-H", &host, "version"]).status.success() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the private dockerd did not answer within 60 s: {}",
+                std::fs::read_to_string(path("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for PrivateDaemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -1,6 +1,7 @@
 //! Test fixtures shared by volscan's test suites: a temporary directory, a
-//! throwaway PostgreSQL database and (module `docker`) uniquely named Docker
-//! volumes and containers, each removed when dropped.
+//! throwaway PostgreSQL database, a private PostgreSQL server a test can stop
+//! (`PgCluster`) and (module `docker`) uniquely named Docker volumes and
+//! containers and a private Docker daemon, each removed when dropped.
 //!
 //! This crate is a dev-dependency only. PostgreSQL comes from
 //! `VOLSCAN_TEST_PG_URL`, an admin URL such as
@@ -9,6 +10,9 @@
 //! saying how to start one: tests that need PostgreSQL never skip.
 
 pub mod docker;
+mod pg_cluster;
+
+pub use pg_cluster::PgCluster;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
