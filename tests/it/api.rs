@@ -256,6 +256,8 @@ async fn every_post_needs_the_token_and_bad_input_gets_a_4xx_error_body() {
         (Method::POST, "/api/v1/volumes/..%2f..%2fetc/scan".into(), 400, "invalid_volume_name"),
         (Method::POST, "/api/v1/volumes/%2e%2e/scan".into(), 400, "invalid_volume_name"),
         (Method::POST, "/api/v1/volumes/a%00b/scan".into(), 400, "invalid_volume_name"),
+        (Method::POST, "/api/v1/volumes/%2F/scan".into(), 400, "invalid_volume_name"),
+        (Method::POST, "/api/v1/volumes//scan".into(), 404, "not_found"),
         (Method::POST, format!("/api/v1/volumes/{long}/scan"), 400, "invalid_volume_name"),
         (Method::GET, "/api/v1/volumes/..".into(), 400, "invalid_volume_name"),
         (Method::GET, "/api/v1/volumes/.x".into(), 400, "invalid_volume_name"),
@@ -293,8 +295,17 @@ async fn every_post_needs_the_token_and_bad_input_gets_a_4xx_error_body() {
         .insert_header(("Content-Type", "application/json"))
         .set_payload("{not json");
     let (status, body, _) = api.send(request).await;
-    // The trigger takes no body, so malformed JSON in one is ignored rather than parsed.
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_error(status, &body, 400, "invalid_body");
+    // No endpoint needs a body; an empty one or any JSON value is accepted.
+    for payload in ["", "{}", " null\n"] {
+        let request = test::TestRequest::post()
+            .uri("/api/v1/volumes/alpha/scan")
+            .insert_header(("Authorization", format!("Bearer {TOKEN}")))
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(payload);
+        let (status, body, _) = api.send(request).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{payload:?}: {body}");
+    }
     api.scheduler.stop().await;
 }
 

@@ -45,6 +45,11 @@ fn wait_for<T>(
     }
 }
 
+/// Whether the host network namespace has the machine's Docker bridge.
+fn host_bridge_exists() -> bool {
+    std::path::Path::new("/sys/class/net/docker0").exists()
+}
+
 fn mountpoint(daemon: &PrivateDaemon, name: &str) -> String {
     daemon.docker(&["volume", "inspect", "--format", "{{.Mountpoint}}", name])
 }
@@ -56,6 +61,7 @@ fn health(server: &ServerProcess) -> (u16, Value) {
 
 #[test]
 fn docker_going_away_degrades_health_and_the_event_stream_comes_back() {
+    let bridge_before = host_bridge_exists();
     let mut daemon = PrivateDaemon::start();
     let dir = TempDir::new("it-docker-away");
     daemon.docker(&["volume", "create", "before"]);
@@ -129,6 +135,11 @@ fn docker_going_away_degrades_health_and_the_event_stream_comes_back() {
     assert_eq!(code, 200, "{body}");
     let log = server.log_text();
     assert!(log.contains("lost the volume source's event stream"), "the outage is logged");
+    assert_eq!(
+        host_bridge_exists(),
+        bridge_before,
+        "the private daemon changed the host's docker0"
+    );
     assert!(!log.contains("panicked"), "{log}");
 }
 

@@ -233,9 +233,11 @@ fn only_bind_mounts_under_the_allowlist_are_listed() {
 
     let path = |path: &Path| path.to_str().unwrap().to_owned();
     let (inside_s, outside_s, escape_s) = (path(&inside), path(&outside), path(&escape));
+    // Inside the allowlist by its first components, outside through `..`.
+    let dotdot_s = format!("{}/../outside", allowed.display());
     let running = TestContainer::create(
         test_image(),
-        &[(&inside_s, "/in"), (&outside_s, "/out"), (&escape_s, "/escape")],
+        &[(&inside_s, "/in"), (&outside_s, "/out"), (&escape_s, "/escape"), (&dotdot_s, "/dotdot")],
         true,
     );
     // A second user of the same directory: the bind is listed once.

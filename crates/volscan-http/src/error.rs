@@ -177,9 +177,15 @@ pub(crate) async fn not_found(request: HttpRequest) -> HttpResponse {
     ApiError::NotFound(request.path().to_owned()).error_response()
 }
 
-/// A JSON 405 for a known path with the wrong method.
-pub(crate) async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
-    ApiError::MethodNotAllowed(request.method().to_string()).error_response()
+/// A JSON 405 for a known path with the wrong method, with the `Allow`
+/// header RFC 9110 asks for.
+pub(crate) async fn method_not_allowed(request: HttpRequest, allow: &'static str) -> HttpResponse {
+    let mut response = ApiError::MethodNotAllowed(request.method().to_string()).error_response();
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allow),
+    );
+    response
 }
 
 /// Turns actix's JSON extractor errors into `ApiError::BadBody`.

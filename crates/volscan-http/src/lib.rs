@@ -80,9 +80,12 @@ impl AppState {
 /// Largest request body accepted, in bytes; the API's bodies are tiny.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// One path with its handlers; any other method gets a JSON 405.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(error::method_not_allowed))
+/// One path with its handlers for the methods in `allow` (as the `Allow`
+/// header lists them); any other method gets a JSON 405 with that header.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |request: actix_web::HttpRequest| {
+        error::method_not_allowed(request, allow)
+    }))
 }
 
 /// Registers every route and the JSON error handlers on `config`; shared by
@@ -100,38 +103,45 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(
                 web::scope("/api/v1")
                     .service(
-                        resource("/volumes/{name}/scan")
+                        resource("/volumes/{name}/scan", "POST")
                             .route(web::post().to(routes::trigger_scan)),
                     )
-                    .service(resource("/scan/now").route(web::post().to(routes::scan_now)))
-                    .service(resource("/scans").route(web::get().to(routes::list_scans)))
-                    .service(resource("/scans/{scan_id}").route(web::get().to(routes::get_scan)))
+                    .service(resource("/scan/now", "POST").route(web::post().to(routes::scan_now)))
+                    .service(resource("/scans", "GET").route(web::get().to(routes::list_scans)))
                     .service(
-                        resource("/scans/{scan_id}/cancel")
+                        resource("/scans/{scan_id}", "GET").route(web::get().to(routes::get_scan)),
+                    )
+                    .service(
+                        resource("/scans/{scan_id}/cancel", "POST")
                             .route(web::post().to(routes::cancel_scan)),
                     )
                     .service(
-                        resource("/scan/batches/{batch_id}")
+                        resource("/scan/batches/{batch_id}", "GET")
                             .route(web::get().to(routes::get_batch)),
                     )
-                    .service(resource("/volumes").route(web::get().to(routes::list_volumes)))
-                    .service(resource("/volumes/{name}").route(web::get().to(routes::get_volume)))
+                    .service(resource("/volumes", "GET").route(web::get().to(routes::list_volumes)))
                     .service(
-                        resource("/volumes/{name}/history").route(web::get().to(routes::history)),
+                        resource("/volumes/{name}", "GET").route(web::get().to(routes::get_volume)),
                     )
                     .service(
-                        resource("/scheduler/status")
+                        resource("/volumes/{name}/history", "GET")
+                            .route(web::get().to(routes::history)),
+                    )
+                    .service(
+                        resource("/scheduler/status", "GET")
                             .route(web::get().to(routes::scheduler_status)),
                     )
-                    .service(resource("/scheduler/metrics").route(web::get().to(routes::metrics)))
-                    .service(resource("/health").route(web::get().to(health::health)))
                     .service(
-                        resource("/health/scheduler")
+                        resource("/scheduler/metrics", "GET").route(web::get().to(routes::metrics)),
+                    )
+                    .service(resource("/health", "GET").route(web::get().to(health::health)))
+                    .service(
+                        resource("/health/scheduler", "GET")
                             .route(web::get().to(routes::scheduler_health)),
                     )
-                    .service(resource("/openapi.json").route(web::get().to(openapi::serve))),
+                    .service(resource("/openapi.json", "GET").route(web::get().to(openapi::serve))),
             )
-            .service(resource("/metrics").route(web::get().to(routes::metrics)))
+            .service(resource("/metrics", "GET").route(web::get().to(routes::metrics)))
             .default_service(web::to(error::not_found));
     }
 }

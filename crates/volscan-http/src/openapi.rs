@@ -19,12 +19,29 @@ fn schema(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-fn path_param(name: &str, description: &str) -> Value {
-    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+fn path_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": schema })
+}
+
+/// Docker's rule for volume names, which the API enforces (`400 invalid_volume_name`).
+fn volume_name() -> Value {
+    json!({ "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]+$", "minLength": 2, "maxLength": 255 })
+}
+
+fn uuid() -> Value {
+    json!({ "type": "string", "format": "uuid" })
 }
 
 fn query_param(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+/// Links from an answer carrying a run's id to the operations on that run.
+fn run_links(scan_id: &str) -> Value {
+    json!({
+        "GetScan": { "operationId": "getScan", "parameters": { "scan_id": scan_id } },
+        "CancelScan": { "operationId": "cancelScan", "parameters": { "scan_id": scan_id } },
+    })
 }
 
 fn nullable(kind: &str) -> Value {
@@ -48,41 +65,48 @@ pub fn document() -> Value {
         }
         responses
     };
-    let name = path_param("name", "volume name: ^[A-Za-z0-9][A-Za-z0-9_.-]+$, at most 255 bytes");
-    let scan_id = path_param("scan_id", "scan run id (UUID)");
+    let name = path_param("name", "volume name", volume_name());
+    let scan_id = path_param("scan_id", "scan run id", uuid());
     json!({
         "openapi": "3.1.0",
         "info": { "title": "volscan", "version": env!("CARGO_PKG_VERSION"), "description": "Disk usage of Docker volumes over time." },
         "servers": [{ "url": "/api/v1" }],
         "paths": {
             "/volumes/{name}/scan": { "post": {
+                "operationId": "triggerScan",
                 "summary": "Queue a scan of one volume (idempotent while one is active)",
                 "security": secured, "parameters": [name],
                 "responses": with(common.clone(), json!({
-                    "202": ok("queued, or the active run", schema("Trigger")),
+                    "202": with(ok("queued, or the active run", schema("Trigger")), json!({ "links": run_links("$response.body#/scan_id") })),
                     "403": error_response("scan_forbidden: the skip pattern matches"),
                     "404": error_response("volume_not_found"),
                 })),
             }},
             "/scan/now": { "post": {
+                "operationId": "scanAll",
                 "summary": "Queue every volume (shares a 60 s cooldown with periodic runs)",
                 "security": secured,
-                "responses": with(common.clone(), json!({ "202": ok("queued", schema("Batch")) })),
+                "responses": with(common.clone(), json!({ "202": with(ok("queued", schema("Batch")), json!({ "links": {
+                    "GetBatch": { "operationId": "getBatch", "parameters": { "batch_id": "$response.body#/batch_id" } },
+                } })) })),
             }},
             "/scans": { "get": {
+                "operationId": "listScans",
                 "summary": "Runs, newest first",
                 "parameters": [
-                    query_param("volume", "only this volume", json!({ "type": "string" })),
+                    query_param("volume", "only this volume", volume_name()),
                     query_param("status", "only this status", json!({ "type": "string", "enum": ["queued", "running", "completed", "failed", "canceled"] })),
                     query_param("limit", "at most this many (1-1000, default 50)", json!({ "type": "integer", "minimum": 1, "maximum": 1000 })),
                 ],
                 "responses": with(common.clone(), json!({ "200": ok("runs", json!({ "type": "array", "items": schema("Run") })) })),
             }},
             "/scans/{scan_id}": { "get": {
+                "operationId": "getScan",
                 "summary": "One run (the status_url of a trigger)", "parameters": [scan_id.clone()],
-                "responses": with(common.clone(), json!({ "200": ok("the run", schema("Run")), "404": error_response("scan_not_found") })),
+                "responses": with(common.clone(), json!({ "200": with(ok("the run", schema("Run")), json!({ "links": run_links("$response.body#/scan_id") })), "404": error_response("scan_not_found") })),
             }},
             "/scans/{scan_id}/cancel": { "post": {
+                "operationId": "cancelScan",
                 "summary": "Cancel a queued or running run", "security": secured, "parameters": [scan_id],
                 "responses": with(common.clone(), json!({
                     "200": ok("the canceled run", schema("Run")),
@@ -91,11 +115,13 @@ pub fn document() -> Value {
                 })),
             }},
             "/scan/batches/{batch_id}": { "get": {
+                "operationId": "getBatch",
                 "summary": "Runs of a bulk or periodic batch by status", "security": secured,
-                "parameters": [path_param("batch_id", "batch id (UUID)")],
+                "parameters": [path_param("batch_id", "batch id", uuid())],
                 "responses": with(common.clone(), json!({ "200": ok("counts", schema("BatchStatus")), "404": error_response("batch_not_found") })),
             }},
             "/volumes": { "get": {
+                "operationId": "listVolumes",
                 "summary": "Every known volume with its latest stats and users",
                 "parameters": [
                     query_param("sort", "name or size_bytes, then :asc or :desc", json!({ "type": "string", "enum": ["name:asc", "name:desc", "size_bytes:asc", "size_bytes:desc"] })),
@@ -104,10 +130,12 @@ pub fn document() -> Value {
                 "responses": with(common.clone(), json!({ "200": ok("volumes", json!({ "type": "array", "items": schema("Volume") })) })),
             }},
             "/volumes/{name}": { "get": {
+                "operationId": "getVolume",
                 "summary": "One volume, its latest stats and last runs", "parameters": [name.clone()],
                 "responses": with(common.clone(), json!({ "200": ok("the volume", schema("VolumeDetail")), "404": error_response("volume_not_found") })),
             }},
             "/volumes/{name}/history": { "get": {
+                "operationId": "getHistory",
                 "summary": "Time series of a volume's stats, oldest first", "parameters": [
                     name,
                     query_param("since", "RFC 3339, inclusive", json!({ "type": "string", "format": "date-time" })),
@@ -116,11 +144,11 @@ pub fn document() -> Value {
                 ],
                 "responses": with(common.clone(), json!({ "200": ok("points", schema("History")), "404": error_response("volume_not_found") })),
             }},
-            "/scheduler/status": { "get": { "summary": "The scheduler's status", "responses": { "200": ok("status", schema("Status")) } } },
-            "/scheduler/metrics": { "get": { "summary": "Prometheus text exposition", "responses": { "200": { "description": "metrics", "content": { "text/plain": { "schema": { "type": "string" } } } } } } },
-            "/health": { "get": { "summary": "Overall health", "responses": { "200": ok("healthy or degraded", schema("Health")), "503": ok("unhealthy", schema("Health")) } } },
-            "/health/scheduler": { "get": { "summary": "The scheduler's health", "responses": { "200": ok("healthy or degraded", schema("SchedulerHealth")), "503": ok("stopped", schema("SchedulerHealth")) } } },
-            "/openapi.json": { "get": { "summary": "This document", "responses": { "200": ok("OpenAPI 3", json!({ "type": "object" })) } } },
+            "/scheduler/status": { "get": { "operationId": "schedulerStatus", "summary": "The scheduler's status", "responses": { "200": ok("status", schema("Status")) } } },
+            "/scheduler/metrics": { "get": { "operationId": "schedulerMetrics", "summary": "Prometheus text exposition", "responses": { "200": { "description": "metrics", "content": { "text/plain": { "schema": { "type": "string" } } } } } } },
+            "/health": { "get": { "operationId": "health", "summary": "Overall health", "responses": { "200": ok("healthy or degraded", schema("Health")), "503": ok("unhealthy", schema("Health")) } } },
+            "/health/scheduler": { "get": { "operationId": "schedulerHealth", "summary": "The scheduler's health", "responses": { "200": ok("healthy or degraded", schema("SchedulerHealth")), "503": ok("stopped", schema("SchedulerHealth")) } } },
+            "/openapi.json": { "get": { "operationId": "openapi", "summary": "This document", "responses": { "200": ok("OpenAPI 3", json!({ "type": "object" })) } } },
         },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },

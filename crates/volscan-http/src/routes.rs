@@ -46,13 +46,37 @@ fn guard_write(request: &HttpRequest, state: &AppState) -> Result<(), ApiError> 
     rate_limit(request, &state.limiter)
 }
 
+/// Reads a writing endpoint's body, which none of them needs: an empty one
+/// (or whitespace) or any JSON value passes; anything else is `400
+/// invalid_body`, and more than `MAX_BODY_BYTES` (sent without a
+/// `Content-Length`) is `413`.
+async fn check_body(mut payload: web::Payload) -> Result<(), ApiError> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|err| ApiError::BadBody(err.to_string()))?;
+        if body.len() + chunk.len() > crate::MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge(crate::MAX_BODY_BYTES));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+        .map(|_| ())
+        .map_err(|err| ApiError::BadBody(format!("the body is not JSON: {err}")))
+}
+
 /// `POST /volumes/{name}/scan`.
 pub(crate) async fn trigger_scan(
     request: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     guard_write(&request, &state)?;
+    check_body(payload).await?;
     let name = volume_name(&path)?;
     let enqueued = state.scheduler.scan_volume(name).await?;
     let run = &enqueued.run;
@@ -69,8 +93,10 @@ pub(crate) async fn trigger_scan(
 pub(crate) async fn scan_now(
     request: HttpRequest,
     state: web::Data<AppState>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     guard_write(&request, &state)?;
+    check_body(payload).await?;
     let summary = state.scheduler.scan_all().await?;
     Ok(HttpResponse::Accepted().json(BatchJson {
         batch_id: summary.batch_id.to_string(),
@@ -101,8 +127,10 @@ pub(crate) async fn cancel_scan(
     request: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     guard_write(&request, &state)?;
+    check_body(payload).await?;
     let id = scan_id(&path)?;
     let run = state.scheduler.cancel(id).await?;
     Ok(HttpResponse::Ok().json(RunJson::from(&run)))

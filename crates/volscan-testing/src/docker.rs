@@ -194,9 +194,9 @@ fn build_test_image() {
 /// again (to take Docker away from a running volscan without touching the
 /// machine's own daemon).
 ///
-/// It runs `dockerd` with the `vfs` storage driver, no bridge and no
-/// iptables rules, and an empty configuration file, so `/etc/docker/daemon.json`
-/// does not apply. It is meant for volumes; containers need an image imported
+/// It runs `dockerd` in its own network namespace (`unshare --net`), with
+/// the `vfs` storage driver, no bridge and no iptables rules, and an empty
+/// configuration file, so `/etc/docker/daemon.json` does not apply. It is meant for volumes; containers need an image imported
 /// into it first.
 #[derive(Debug)]
 pub struct PrivateDaemon {
@@ -252,7 +252,10 @@ impl PrivateDaemon {
             .append(true)
             .open(path("dockerd.log"))
             .unwrap_or_else(|err| panic!("cannot open the dockerd log: {err}"));
-        let child = Command::new("dockerd")
+        // In a network namespace of its own: a daemon without a bridge deletes
+        // the host's `docker0`, which the machine's own daemon needs.
+        let child = Command::new("unshare")
+            .args(["--net", "dockerd"])
             .arg("--config-file")
             .arg(path("daemon.json"))
             .arg("--host")
