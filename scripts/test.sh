@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one command that runs every volscan test on a fresh Debian machine, as root:
-# it installs what the tests need (PostgreSQL, diskus, promtool, busybox, cargo-deny), starts a throwaway
+# it installs what the tests need (PostgreSQL, diskus, promtool, busybox, schemathesis, cargo-deny), starts a throwaway
 # PostgreSQL cluster, runs `cargo xtask ci` against it, and stops the cluster.
 set -euo pipefail
 
@@ -58,6 +58,16 @@ if ! [ -x /usr/local/bin/diskus ]; then
   log "installing diskus"
   cargo install --locked --root /usr/local diskus
 fi
+
+# --- schemathesis (PyPI), for the API fuzzing test, in a virtualenv of its own ---
+SCHEMATHESIS_VERSION=4.32.5
+VENV=/opt/volscan-test-venv
+if ! [ -x "$VENV/bin/schemathesis" ] || ! "$VENV/bin/schemathesis" --version | grep -q "$SCHEMATHESIS_VERSION"; then
+  log "installing schemathesis $SCHEMATHESIS_VERSION"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+export VOLSCAN_SCHEMATHESIS="$VENV/bin/schemathesis"
 
 # --- cargo-deny and its advisory database -------------------------------------
 if ! command -v cargo-deny >/dev/null 2>&1; then

@@ -160,22 +160,13 @@ impl ServerProcess {
         auth: bool,
         body: Option<&str>,
     ) -> Option<Answer> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
-        let auth = if auth { format!("Authorization: Bearer {TOKEN}\r\n") } else { String::new() };
+        let auth = if auth { format!("\r\nAuthorization: Bearer {TOKEN}") } else { String::new() };
         let body = body.unwrap_or("");
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost{auth}\r\nContent-Type: application/json\r\nContent-Length: {}",
             body.len()
-        )
-        .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        let status = head.split(' ').nth(1)?.parse().ok()?;
-        let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
-        Some((status, head.to_owned(), body))
+        );
+        raw_request(self.port, &head, body.as_bytes())
     }
 
     /// An authorised request that must be answered.
@@ -232,6 +223,24 @@ impl ServerProcess {
             .unwrap();
         assert!(status.success(), "kill -{name} failed");
     }
+}
+
+/// Sends `head` (request line and headers, without the final blank line)
+/// and `body` over a fresh connection to 127.0.0.1:`port`; returns the
+/// answer's status, head and body, or `None` when nothing answers.
+pub fn raw_request(port: u16, head: &str, body: &[u8]) -> Option<Answer> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
+    stream.write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
+    // The server may answer (413, say) and close before taking the whole body.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
+    Some((status, head.to_owned(), body))
 }
 
 /// Whether a `scan_runs` row in JSON has reached a final state.
