@@ -89,6 +89,7 @@ fn docker_going_away_degrades_health_and_the_event_stream_comes_back() {
             (body["components"]["docker"]["status"] == "degraded").then_some((code, body))
         });
     assert_eq!((code, body["status"].as_str()), (200, Some("degraded")), "{body}");
+    eprintln!("docker away: health said degraded {:?} after the daemon stopped", down.elapsed());
     assert_eq!(body["components"]["database"]["status"], "healthy", "{body}");
     // Stored data is still served.
     let (code, _, listed) = server.call("GET", "/api/v1/volumes");
@@ -102,6 +103,9 @@ fn docker_going_away_degrades_health_and_the_event_stream_comes_back() {
     );
     let (code, _, detail) = server.call("GET", "/api/v1/volumes/before");
     assert_eq!(code, 200, "{detail}");
+    // A volume never seen needs Docker to be found: a clean 503.
+    let (code, _, body) = server.call("POST", "/api/v1/volumes/never-seen/scan");
+    assert_eq!((code, body["error"]["code"].as_str()), (503, Some("docker_unavailable")), "{body}");
     // Volumes already known are still measured from their stored mountpoints.
     let (code, _, batch) = server.call("POST", "/api/v1/scan/now");
     assert_eq!((code, batch["count"].as_u64()), (202, Some(1)), "{batch}");
@@ -117,6 +121,7 @@ fn docker_going_away_degrades_health_and_the_event_stream_comes_back() {
     }
 
     daemon.resume();
+    let back = Instant::now();
     daemon.docker(&["volume", "create", "after"]);
     let after = mountpoint(&daemon, "after");
     std::fs::write(format!("{after}/data"), vec![b'a'; 90_000]).unwrap();
@@ -126,6 +131,10 @@ fn docker_going_away_degrades_health_and_the_event_stream_comes_back() {
         let (code, _, detail) = server.call("GET", "/api/v1/volumes/after");
         (code == 200 && detail["latest"]["size_bytes"].is_u64()).then_some(detail)
     });
+    eprintln!(
+        "docker away: a volume created after the daemon returned was scanned {:?} after its return",
+        back.elapsed()
+    );
     let runs = detail["runs"].as_array().unwrap();
     assert!(runs.iter().any(|run| run["trigger"] == "event"), "{detail}");
     let (code, body) = wait_for(&server, Duration::from_secs(20), "health to recover", || {
@@ -168,12 +177,17 @@ fn postgres_going_away_answers_503_and_accepted_runs_complete_after() {
     std::thread::sleep(Duration::from_millis(500));
 
     cluster.stop();
+    let stopped = Instant::now();
     let body =
         wait_for(&server, Duration::from_secs(20), "health to see the database gone", || {
             let (code, body) = health(&server);
             (code == 503).then_some(body)
         });
     assert_eq!(body["status"], "unhealthy", "{body}");
+    eprintln!(
+        "postgres away: health answered 503 {:?} after the server stopped",
+        stopped.elapsed()
+    );
     assert_eq!(body["components"]["database"]["status"], "unhealthy", "{body}");
     for (method, path) in [
         ("GET", "/api/v1/volumes".to_owned()),
@@ -201,10 +215,16 @@ fn postgres_going_away_answers_503_and_accepted_runs_complete_after() {
     std::thread::sleep(Duration::from_secs(3));
 
     cluster.resume();
+    let back = Instant::now();
     for status_url in &accepted {
         let run = server.follow(status_url, Duration::from_secs(90));
         assert_eq!(run["status"], "completed", "{run}");
     }
+    eprintln!(
+        "postgres away: all {} accepted runs completed {:?} after it returned",
+        accepted.len(),
+        back.elapsed()
+    );
     for volume in &volumes {
         let (_, _, history) =
             server.call("GET", &format!("/api/v1/volumes/{}/history", volume.name()));

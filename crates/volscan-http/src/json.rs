@@ -125,6 +125,8 @@ pub struct StatJson {
     file_count: Option<u64>,
     dir_count: Option<u64>,
     error_count: u64,
+    /// Some entries could not be read (`error_count > 0`): the totals are a lower bound.
+    partial: bool,
     scan_method: &'static str,
     duration_ms: u64,
     scan_id: String,
@@ -139,6 +141,7 @@ impl From<&VolumeStat> for StatJson {
             file_count: stat.usage.file_count,
             dir_count: stat.usage.dir_count,
             error_count: stat.usage.error_count,
+            partial: stat.usage.is_partial(),
             scan_method: stat.method.as_str(),
             duration_ms: u64::try_from(stat.duration.as_millis()).unwrap_or(u64::MAX),
             scan_id: stat.scan_id.to_string(),

@@ -168,9 +168,9 @@ pub fn document() -> Value {
                     "progress": { "type": "integer", "minimum": 0, "maximum": 100 }, "method": nullable("string"), "attempt": { "type": "integer" },
                     "queued_at": { "type": "string" }, "started_at": nullable("string"), "completed_at": nullable("string"),
                     "error_message": nullable("string"), "estimated_duration": nullable("integer"), "not_before": nullable("string") } },
-                "Stat": { "type": "object", "required": ["size_bytes", "error_count", "scan_method", "duration_ms", "scan_id", "ts"], "properties": {
+                "Stat": { "type": "object", "required": ["size_bytes", "error_count", "partial", "scan_method", "duration_ms", "scan_id", "ts"], "properties": {
                     "size_bytes": { "type": "integer" }, "apparent_bytes": nullable("integer"), "file_count": nullable("integer"), "dir_count": nullable("integer"),
-                    "error_count": { "type": "integer" }, "scan_method": { "type": "string" }, "duration_ms": { "type": "integer" }, "scan_id": { "type": "string" }, "ts": { "type": "string" } } },
+                    "error_count": { "type": "integer" }, "partial": { "type": "boolean", "description": "error_count > 0: some entries could not be read, so the totals are a lower bound" }, "scan_method": { "type": "string" }, "duration_ms": { "type": "integer" }, "scan_id": { "type": "string" }, "ts": { "type": "string" } } },
                 "Volume": { "type": "object", "required": ["name", "driver", "mountpoint", "kind", "labels", "first_seen_at", "last_seen_at", "containers"], "properties": {
                     "name": { "type": "string" }, "driver": { "type": "string" }, "mountpoint": { "type": "string" }, "kind": { "type": "string", "enum": ["volume", "bind"] },
                     "labels": { "type": "object", "additionalProperties": { "type": "string" } }, "created_at": nullable("string"),

@@ -71,23 +71,32 @@ impl From<RepoError> for TxError {
     }
 }
 
+/// Whether SQLite reports its lock as held by another connection.
+fn is_busy(err: &DieselError) -> bool {
+    match err {
+        DieselError::DatabaseError(_, info) => {
+            let message = info.message();
+            message.contains("database is locked") || message.contains("database is busy")
+        }
+        _ => false,
+    }
+}
+
 impl TxError {
     fn is_busy(&self) -> bool {
-        match self {
-            TxError::Diesel(DieselError::DatabaseError(_, info)) => {
-                let message = info.message();
-                message.contains("database is locked") || message.contains("database is busy")
-            }
-            _ => false,
-        }
+        matches!(self, TxError::Diesel(err) if is_busy(err))
     }
 
     fn into_repo(self) -> RepoError {
         match self {
             TxError::Repo(err) => err,
+            // A closed connection, or a lock held past every retry: the
+            // database is not usable now, which callers (and the API's 503)
+            // treat as unavailable.
             TxError::Diesel(
                 err @ DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _),
             ) => RepoError::Unavailable(err.into()),
+            TxError::Diesel(err) if is_busy(&err) => RepoError::Unavailable(err.into()),
             TxError::Diesel(err) => RepoError::Query(err.into()),
         }
     }

@@ -455,3 +455,20 @@ fn unsupported_urls_and_unreachable_servers_are_clear_errors() {
         Backend::Sqlite("/var/lib/v.db".into())
     );
 }
+
+#[test]
+fn a_lock_held_past_every_retry_or_a_closed_connection_is_unavailable_not_a_query_error() {
+    let diesel_error = |kind, message: &str| {
+        TxError::Diesel(diesel::result::Error::DatabaseError(kind, Box::new(message.to_owned())))
+    };
+    for message in ["database is locked", "database is busy"] {
+        let err = diesel_error(DatabaseErrorKind::Unknown, message);
+        assert!(err.is_busy());
+        assert!(matches!(err.into_repo(), RepoError::Unavailable(_)), "{message}");
+    }
+    let closed = diesel_error(DatabaseErrorKind::ClosedConnection, "server closed the connection");
+    assert!(matches!(closed.into_repo(), RepoError::Unavailable(_)));
+    let other = diesel_error(DatabaseErrorKind::UniqueViolation, "duplicate key");
+    assert!(!other.is_busy());
+    assert!(matches!(other.into_repo(), RepoError::Query(_)));
+}
