@@ -213,3 +213,32 @@ fn a_directory_removed_while_it_is_scanned() {
         assert_eq!(scan_ok(&engine, tree.path()).size_bytes, du_bytes(tree.path()));
     }
 }
+
+#[test]
+fn a_deep_tree_with_siblings_at_every_level_is_walked_under_a_low_descriptor_limit() {
+    // The native walk keeps a directory's descriptor open while any of its
+    // subdirectories waits to be read, so this tree needs about one
+    // descriptor per level: more than a soft limit of 128 allows.
+    let tree = TempDir::new("hostile-deep");
+    let mut level = tree.path().to_path_buf();
+    for _ in 0..600 {
+        for sibling in ["s1", "s2", "s3"] {
+            write(&level.join(sibling).join("f"), 10);
+        }
+        level = level.join("d");
+    }
+    write(&level.join("bottom"), 10);
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -S -n 128 && exec \"$0\" scan \"$1\" --method native --json")
+        .arg(crate::support::SERVER)
+        .arg(tree.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = crate::support::text(&output);
+    assert!(output.status.success(), "{stderr}");
+    let usage: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(usage["error_count"], 0, "{stdout}");
+    assert_eq!(usage["size_bytes"], du_bytes(tree.path()), "{stdout}");
+    assert_eq!(usage["dir_count"], 1 + 600 * 4, "{stdout}");
+}

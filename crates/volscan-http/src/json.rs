@@ -274,3 +274,42 @@ impl From<&SchedulerHealth> for SchedulerHealthJson {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use volscan_domain::{ScanId, ScanMethod, Usage, VolumeName};
+
+    use super::*;
+
+    fn stat(error_count: u64) -> VolumeStat {
+        VolumeStat {
+            id: 1,
+            volume: VolumeName::new("data").unwrap(),
+            usage: Usage {
+                size_bytes: 4096,
+                apparent_bytes: None,
+                file_count: None,
+                dir_count: None,
+                error_count,
+            },
+            method: ScanMethod::Du,
+            duration: Duration::from_millis(7),
+            scan_id: ScanId::new(),
+            ts: Timestamp::UNIX_EPOCH,
+            created_at: Timestamp::UNIX_EPOCH,
+            updated_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn stats_with_errors_are_marked_partial() {
+        for (errors, partial) in [(0, false), (3, true)] {
+            let json = serde_json::to_value(StatJson::from(&stat(errors))).unwrap();
+            assert_eq!(json["partial"], partial, "{json}");
+            assert_eq!(json["error_count"], errors);
+            assert_eq!(json["apparent_bytes"], serde_json::Value::Null);
+        }
+    }
+}

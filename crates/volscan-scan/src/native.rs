@@ -18,6 +18,12 @@
 //!   counts in `error_count`, and the walk goes on.
 //! - The cancel token is checked before each directory and every 256 entries,
 //!   which keeps the reaction well under 100 ms.
+//! - A directory's descriptor stays open while any of its subdirectories
+//!   waits to be read, so a deep tree with siblings at every level needs
+//!   about one descriptor per level. The first scan therefore raises the
+//!   process's soft `RLIMIT_NOFILE` to its hard limit (as the Go runtime
+//!   does at start-up); past even that, the directories that cannot be
+//!   opened count as errors and the scan is partial.
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString};
@@ -76,6 +82,7 @@ impl ScanEngine for NativeEngine {
     }
 
     fn scan(&self, root: &Path, context: &ScanContext<'_>) -> Result<Usage, ScanError> {
+        raise_descriptor_limit();
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let root_fd =
             rustix::fs::openat(CWD, root, flags, Mode::empty()).map_err(|errno| match errno {
@@ -125,6 +132,24 @@ impl ScanEngine for NativeEngine {
             error_count: totals.errors,
         })
     }
+}
+
+/// Raises the soft limit on open descriptors to the hard limit, once per
+/// process; should the kernel refuse, the limit stays as it was.
+fn raise_descriptor_limit() {
+    static RAISED: std::sync::Once = std::sync::Once::new();
+    RAISED.call_once(|| {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        if limit.current.is_some() && limit.current != limit.maximum {
+            // Under an unlimited hard limit the kernel still refuses more
+            // than `fs.nr_open` (2^20 by default); if it refuses, the walk
+            // simply has fewer descriptors.
+            let target = limit.maximum.unwrap_or(1 << 20);
+            let raised = rustix::process::Rlimit { current: Some(target), ..limit };
+            let _ = setrlimit(Resource::Nofile, raised);
+        }
+    });
 }
 
 /// A directory waiting to be read.
