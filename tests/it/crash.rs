@@ -18,7 +18,7 @@ use crate::support::{
 };
 
 /// Runs accepted before the first kill.
-const RUNS: usize = 24;
+const RUNS: usize = 30;
 
 fn crash_and_recover(url: &str, backend: &str) {
     let prefix = unique_prefix("crash");

@@ -230,7 +230,7 @@ impl ServerProcess {
 /// answer's status, head and body, or `None` when nothing answers.
 pub fn raw_request(port: u16, head: &str, body: &[u8]) -> Option<Answer> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     stream.write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
     // The server may answer (413, say) and close before taking the whole body.
     let _ = stream.write_all(body);
