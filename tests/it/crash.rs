@@ -3,8 +3,8 @@
 //! state, none may stay `running`, each volume ends with a completed scan,
 //! and no `scan_id` has two `volume_stats` rows. On both databases.
 //!
-//! Scans are slowed down by a `du` placed first on `PATH` that sleeps before
-//! running the real one, so the kill lands while work is in flight.
+//! Scans are held by a `du` placed first on `PATH` that waits while a gate
+//! file exists, so each kill lands with scans running and runs queued.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -14,18 +14,27 @@ use volscan_repo::DieselRepository;
 use volscan_testing::{PgDatabase, TempDir};
 
 use crate::support::{
-    ServerProcess, everything_but, filled_volumes, slow_tool_path, unique_prefix,
+    ServerProcess, everything_but, filled_volumes, tool_shim_path, unique_prefix,
 };
 
 /// Runs accepted before the first kill.
 const RUNS: usize = 30;
+
+/// Runs that complete before the gate closes.
+const BEFORE_GATE: usize = 4;
 
 fn crash_and_recover(url: &str, backend: &str) {
     let prefix = unique_prefix("crash");
     let dir = TempDir::new("it-crash");
     let volumes = filled_volumes(&prefix, RUNS, 10_000);
     let skip = everything_but(&prefix);
-    let slow_path = slow_tool_path(&dir, "du", 1.0);
+    // While the gate file exists, every scan waits in the shim `du`.
+    let gate = dir.path().join("gate");
+    let gated_path = tool_shim_path(
+        &dir,
+        "du",
+        &format!("while [ -e '{}' ]; do sleep 0.05; done", gate.display()),
+    );
     let base = [
         ("DATABASE_URL", url),
         ("SCAN_ENABLED", "false"),
@@ -34,39 +43,43 @@ fn crash_and_recover(url: &str, backend: &str) {
         ("SCAN_CONCURRENCY", "2"),
         ("RATE_LIMIT_RPM", "100000"),
     ];
-
-    // First life: accept RUNS runs, let a few finish, kill -9 mid-flight.
-    let mut server = ServerProcess::start(&with_path(&base, &slow_path), dir.path());
-    let accepted: Vec<ScanId> = volumes
-        .iter()
-        .map(|volume| server.trigger(volume.name())["scan_id"].as_str().unwrap().parse().unwrap())
-        .collect();
-    // Kill once two scans have completed and the next two are running.
     let repo = DieselRepository::connect(url, 2).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while count(&repo, ScanStatus::Completed) < 2 {
-        assert!(Instant::now() < deadline, "no scan completed:\n{}", server.log_text());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+
+    // First life: a few runs complete; the gate closes; the rest are accepted,
+    // two start and hang at the gate; kill -9.
+    let mut server = ServerProcess::start(&with_path(&base, &gated_path), dir.path());
+    let mut accepted: Vec<ScanId> = Vec::new();
+    let mut trigger = |volume: &volscan_testing::docker::TestVolume| {
+        accepted.push(server.trigger(volume.name())["scan_id"].as_str().unwrap().parse().unwrap());
+    };
+    volumes[..BEFORE_GATE].iter().for_each(&mut trigger);
+    wait_until(&repo, "the first runs to complete", |repo| {
+        count(repo, ScanStatus::Completed) == BEFORE_GATE as u64
+    });
+    std::fs::write(&gate, b"closed").unwrap();
+    volumes[BEFORE_GATE..].iter().for_each(&mut trigger);
+    wait_until(&repo, "two scans to run", |repo| count(repo, ScanStatus::Running) == 2);
     server.kill9();
     let in_flight =
         accepted.iter().filter(|id| !repo.run(**id).unwrap().unwrap().status.is_final()).count();
-    let running = count(&repo, ScanStatus::Running);
     eprintln!(
-        "{backend}: killed with {in_flight} of {RUNS} runs queued or running ({running} running)"
+        "{backend}: killed with {in_flight} of {RUNS} accepted runs queued or running (2 running)"
     );
     assert!(in_flight >= 20, "the kill must land with at least 20 runs in flight, not {in_flight}");
-    assert!(running >= 1, "the kill must land while scans run");
 
-    // Second life, killed too: recovery itself must survive a crash.
-    let mut server = ServerProcess::start(&with_path(&base, &slow_path), dir.path());
-    std::thread::sleep(Duration::from_millis(1200));
+    // Second life: start-up recovery, two scans running again, kill -9 again.
+    let mut server = ServerProcess::start(&with_path(&base, &gated_path), dir.path());
+    let interrupted = |repo: &DieselRepository| {
+        let failed = RunFilter { status: Some(ScanStatus::Failed), ..Default::default() };
+        repo.runs(&RunFilter { limit: Some(10_000), ..failed }).unwrap().len()
+    };
+    assert_eq!(interrupted(&repo), 2, "recovery fails the two runs left running");
+    wait_until(&repo, "two scans to run again", |repo| count(repo, ScanStatus::Running) == 2);
     server.kill9();
+    std::fs::remove_file(&gate).unwrap();
 
-    // Third life, with the real du: everything settles.
-    let real_path = std::env::var("PATH").unwrap_or_default();
-    let server = ServerProcess::start(&with_path(&base, &real_path), dir.path());
+    // Third life, the gate open: everything settles.
+    let server = ServerProcess::start(&with_path(&base, &gated_path), dir.path());
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let active = count(&repo, ScanStatus::Queued) + count(&repo, ScanStatus::Running);
@@ -121,6 +134,15 @@ fn with_path<'a>(base: &[(&'a str, &'a str)], path: &'a str) -> Vec<(&'a str, &'
     let mut vars = base.to_vec();
     vars.push(("PATH", path));
     vars
+}
+
+/// Polls `done` every 20 ms for at most 60 s.
+fn wait_until(repo: &DieselRepository, what: &str, done: impl Fn(&DieselRepository) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(repo) {
+        assert!(Instant::now() < deadline, "waited in vain for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn count(repo: &DieselRepository, status: ScanStatus) -> u64 {

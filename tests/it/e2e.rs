@@ -94,6 +94,7 @@ fn end_to_end(url: &str, backend: &str) {
     eprintln!("{backend}: SIGTERM to exit took {took:?}");
     assert!(took < Duration::from_secs(10));
     let log = server.log_text();
+    assert!(log.contains("serving the HTTP API"), "the log was not captured:\n{log}");
     assert!(!log.contains(TOKEN), "the token must never be logged");
     let repo = volscan_repo::DieselRepository::connect(url, 1).unwrap();
     use volscan_domain::Repository;

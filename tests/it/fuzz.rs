@@ -5,7 +5,7 @@
 //!
 //! schemathesis comes from `VOLSCAN_SCHEMATHESIS` or `PATH`; `scripts/test.sh`
 //! installs it into a virtualenv. `VOLSCAN_FUZZ_EXAMPLES` sets the examples per
-//! operation (default 150, over 2,000 requests; 600 gives over 10,000).
+//! operation (default 150, over 2,000 requests; 1200 gives over 10,000).
 
 use std::process::Command;
 use std::time::Duration;
@@ -83,8 +83,11 @@ fn schemathesis_finds_no_5xx_and_no_answer_off_the_schema() {
     assert!(!server.log_text().contains("panicked"), "{}", server.log_text());
 }
 
+/// One raw request; when the server answers early (413) and closes, the
+/// connection may be reset before the answer is read, so that is retried.
 fn raw(port: u16, head: &str, body: &[u8]) -> (u16, String, Value) {
-    raw_request(port, head, body)
+    (0..3)
+        .find_map(|_| raw_request(port, head, body))
         .unwrap_or_else(|| panic!("no answer to {}", &head[..head.len().min(80)]))
 }
 
@@ -118,10 +121,17 @@ fn hostile_requests_get_a_4xx_with_the_error_body() {
         assert_eq!(body["error"]["code"], *code, "{shown}: {body}");
         assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{head}");
         if *expected == 405 {
-            assert!(head.to_ascii_lowercase().contains("\nallow: "), "{shown}: {head}");
+            // The one method the path takes.
+            let allow =
+                if line.contains("/scan ") || line.contains("/scan/now") { "POST" } else { "GET" };
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains(&format!("\nallow: {}", allow.to_ascii_lowercase())),
+                "{shown}: {head}"
+            );
         }
     }
-    // Bodies: invalid JSON, a 10 MB body (declared, and chunked), a body on a GET.
+    // Bodies: invalid JSON, and a 10 MB body (declared, and chunked).
     let trigger =
         format!("POST /api/v1/volumes/{}/scan HTTP/1.1\r\nHost: x\r\n{auth}", volumes[0].name());
     let json = "Content-Type: application/json";

@@ -1,9 +1,10 @@
 //! Hostile trees for every engine, beyond the conformance suite: a symlink
 //! loop, a symlink to `/`, a mount inside the root, 100,000 files in one
-//! directory, a FIFO and a socket, and a directory removed while it is being
-//! scanned. Each scan must stay inside the root (and on its filesystem), end
-//! (a scan that has not ended after a minute fails the test as hung), and
-//! report unreadable entries as errors rather than a silently complete total.
+//! directory, a FIFO and a socket, a directory removed while scans run, and
+//! a deep tree under a low descriptor limit. Each scan must stay inside the
+//! root (and on its filesystem), agree with `du`, and end: an in-process scan
+//! that has not ended after a minute fails the test as hung. (Unreadable
+//! entries, reported as errors and so `partial`, are in `engines.rs`.)
 
 use std::fs;
 use std::os::unix::fs::symlink;

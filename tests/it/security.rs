@@ -1,8 +1,8 @@
 //! Security, against the real binary: with `AUTH_TOKEN` set, every `POST`
 //! (and every `/api/v1/scan/*` path) without the token or with a wrong one
 //! is `401` with the error body; neither token shows up in any log line,
-//! even at `RUST_LOG=trace`; and by default the server listens on
-//! 127.0.0.1 only. (Bind mounts outside the allowlist, through `..` or a
+//! even at `RUST_LOG=trace`; and the effective default listen address is
+//! 127.0.0.1:8080. (Bind mounts outside the allowlist, through `..` or a
 //! symlink, are refused in `crates/volscan-docker/tests/docker.rs`;
 //! `cargo deny check` runs in `cargo xtask ci`.)
 
@@ -74,7 +74,7 @@ fn send(
 }
 
 #[test]
-fn by_default_the_server_listens_on_loopback_only() {
+fn the_default_listen_address_is_loopback() {
     let output = run_server(&["check-config"], &[]);
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stderr}");

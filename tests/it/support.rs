@@ -231,6 +231,7 @@ impl ServerProcess {
 pub fn raw_request(port: u16, head: &str, body: &[u8]) -> Option<Answer> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    stream.set_write_timeout(Some(Duration::from_secs(30))).ok()?;
     stream.write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
     // The server may answer (413, say) and close before taking the whole body.
     let _ = stream.write_all(body);
@@ -257,18 +258,24 @@ pub fn which(program: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{program} is not on PATH"))
 }
 
-/// A `PATH` whose first directory (inside `dir`) holds a `tool` that sleeps
-/// `seconds` and then runs the real one, to slow scans down.
-pub fn slow_tool_path(dir: &volscan_testing::TempDir, tool: &str, seconds: f32) -> String {
+/// A `PATH` whose first directory (inside `dir`) holds a `tool` that runs
+/// the shell code `before` and then the real tool, to slow scans down or
+/// hold them.
+pub fn tool_shim_path(dir: &volscan_testing::TempDir, tool: &str, before: &str) -> String {
     use std::os::unix::fs::PermissionsExt;
-    let bin = dir.path().join("slow-bin");
+    let bin = dir.path().join("shim-bin");
     std::fs::create_dir_all(&bin).unwrap();
     let real = which(tool);
-    let script = format!("#!/bin/sh\nsleep {seconds}\nexec {} \"$@\"\n", real.display());
+    let script = format!("#!/bin/sh\n{before}\nexec {} \"$@\"\n", real.display());
     let path = bin.join(tool);
     std::fs::write(&path, script).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+/// A `PATH` with a `tool` that sleeps `seconds` before running the real one.
+pub fn slow_tool_path(dir: &volscan_testing::TempDir, tool: &str, seconds: f32) -> String {
+    tool_shim_path(dir, tool, &format!("sleep {seconds}"))
 }
 
 /// `count` Docker volumes named `PREFIX00`, `PREFIX01`, …; volume `i` holds

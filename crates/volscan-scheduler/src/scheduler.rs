@@ -29,7 +29,8 @@ use crate::options::SchedulerOptions;
 use crate::policy::{self, Jitter, RECENT};
 use crate::status::{BatchSummary, SchedulerHealth, SchedulerStatus};
 
-/// How long a reconnected event stream runs before the catch-up reconcile.
+/// How long a reconnected event stream runs before the first catch-up
+/// reconcile (the second follows four times as long after).
 const CATCH_UP_DELAY: Duration = Duration::from_secs(1);
 
 /// The longest wait between attempts to reconnect the event stream.
@@ -524,36 +525,31 @@ impl Inner {
     /// refreshed, missing ones marked removed. Returns the volumes to scan;
     /// when the source does not answer, the ones already known.
     async fn reconcile(self: &Arc<Self>) -> Result<Vec<Volume>, SchedulerError> {
-        Ok(self.reconcile_noting_new().await?.0)
+        Ok(self.reconcile_listing().await?.0)
     }
 
     /// Reconciles the known volumes with the source's list; returns the known
-    /// volumes and the names the source listed that were not known (or were
-    /// marked removed) before.
-    async fn reconcile_noting_new(
+    /// volumes and, when the source answered, the names it listed.
+    async fn reconcile_listing(
         self: &Arc<Self>,
-    ) -> Result<(Vec<Volume>, Vec<VolumeName>), SchedulerError> {
+    ) -> Result<(Vec<Volume>, Option<Vec<VolumeName>>), SchedulerError> {
         let this = Arc::clone(self);
         let now = self.clock.now();
-        blocking(move || -> Result<(Vec<Volume>, Vec<VolumeName>), SchedulerError> {
-            let mut appeared = Vec::new();
+        blocking(move || -> Result<(Vec<Volume>, Option<Vec<VolumeName>>), SchedulerError> {
+            let mut listed = None;
             match this.source.volumes() {
                 Ok(found) => {
                     this.source_ok.store(true, Ordering::Relaxed);
-                    let known = this.repo.volumes(false)?;
-                    let was_known: HashSet<&VolumeName> = known.iter().map(|v| &v.name).collect();
                     let present: HashSet<&VolumeName> = found.iter().map(|v| &v.name).collect();
                     for volume in &found {
                         this.repo.upsert_volume(volume, now)?;
-                        if !was_known.contains(&volume.name) {
-                            appeared.push(volume.name.clone());
-                        }
                     }
-                    for known in &known {
+                    for known in this.repo.volumes(false)? {
                         if !present.contains(&known.name) && this.repo.mark_volume_removed(&known.name, now)? {
                             tracing::info!(volume = %known.name, "volume is gone; its history is kept");
                         }
                     }
+                    listed = Some(found.into_iter().map(|v| v.name).collect());
                 }
                 Err(err) => {
                     this.source_ok.store(false, Ordering::Relaxed);
@@ -561,24 +557,45 @@ impl Inner {
                 }
             }
             this.touched();
-            Ok((this.repo.volumes(false)?, appeared))
+            Ok((this.repo.volumes(false)?, listed))
         })
         .await?
     }
 
-    /// After the event stream comes back: reconciles, and queues a scan
-    /// (trigger `event`) for every volume created while events were missed,
-    /// as its `create` event would have.
-    async fn catch_up(self: &Arc<Self>) {
-        match self.reconcile_noting_new().await {
-            Ok((_, appeared)) => {
-                for name in appeared {
-                    tracing::info!(volume = %name, "volume created while the event stream was down");
-                    self.on_event(SourceEvent::VolumeCreated(name)).await;
-                }
+    /// The names of the volumes known now (not removed); empty when the
+    /// database does not answer.
+    async fn known_names(self: &Arc<Self>) -> HashSet<VolumeName> {
+        let repo = Arc::clone(&self.repo);
+        match blocking(move || repo.volumes(false)).await {
+            Ok(Ok(volumes)) => volumes.into_iter().map(|v| v.name).collect(),
+            _ => {
+                tracing::warn!(
+                    "cannot read the known volumes; every volume counts as new when the event stream returns"
+                );
+                HashSet::new()
             }
+        }
+    }
+
+    /// Events were missed: reconciles, and queues a scan (trigger `event`) for
+    /// every listed volume that `known` (the volumes known when the stream was
+    /// lost) lacks, as its `create` event would have, adding it to `known`.
+    /// Returns whether the source answered.
+    async fn catch_up(self: &Arc<Self>, known: &mut HashSet<VolumeName>) -> bool {
+        match self.reconcile_listing().await {
+            Ok((_, Some(listed))) => {
+                for name in listed {
+                    if known.insert(name.clone()) {
+                        tracing::info!(volume = %name, "volume created while the event stream was down");
+                        self.on_event(SourceEvent::VolumeCreated(name)).await;
+                    }
+                }
+                true
+            }
+            Ok((_, None)) => false,
             Err(err) => {
-                tracing::warn!(error = %error_chain(&err), "reconcile after reconnecting failed")
+                tracing::warn!(error = %error_chain(&err), "reconcile after reconnecting failed");
+                false
             }
         }
     }
@@ -805,7 +822,9 @@ async fn follow_events(inner: Arc<Inner>, stop: watch::Receiver<bool>, watch_sto
         })
     };
     let mut backoff = Duration::from_secs(1);
-    let mut first = true;
+    // The volumes known when the stream was last lost, while events may have
+    // been missed; `None` while none were.
+    let mut known_at_loss: Option<HashSet<VolumeName>> = None;
     loop {
         let (source, token, sender) =
             (Arc::clone(&inner.source), watch_stop.clone(), sender.clone());
@@ -815,14 +834,28 @@ async fn follow_events(inner: Arc<Inner>, stop: watch::Receiver<bool>, watch_sto
                 let _ = sender.send(event);
             })
         });
+        // While the new stream runs, catch up on what was missed. The stream
+        // subscribes some time after it starts, so the catch-up repeats until
+        // it has succeeded twice, the second time well after the start: a
+        // volume created around the reconnect is then seen by one or the
+        // other (a duplicate is deduplicated).
         let mut finished = None;
-        if !std::mem::take(&mut first) {
-            // Events were missed while disconnected. Catch up once the new
-            // stream has had a moment to subscribe, so that a volume created
-            // in between is seen by one or the other (a duplicate is deduplicated).
+        let mut caught_up = 0;
+        while let Some(known) = known_at_loss.as_mut() {
+            let delay = if caught_up == 0 { CATCH_UP_DELAY } else { CATCH_UP_DELAY * 4 };
             tokio::select! {
-                result = &mut watching => finished = Some(result),
-                () = tokio::time::sleep(CATCH_UP_DELAY) => inner.catch_up().await,
+                result = &mut watching => {
+                    finished = Some(result);
+                    break;
+                }
+                () = tokio::time::sleep(delay) => {
+                    if inner.catch_up(known).await {
+                        caught_up += 1;
+                    }
+                }
+            }
+            if caught_up >= 2 {
+                known_at_loss = None;
             }
         }
         let result = match finished {
@@ -836,6 +869,9 @@ async fn follow_events(inner: Arc<Inner>, stop: watch::Receiver<bool>, watch_sto
             Ok(Ok(())) => break,
             Ok(Err(err)) => {
                 inner.source_ok.store(false, Ordering::Relaxed);
+                if known_at_loss.is_none() {
+                    known_at_loss = Some(inner.known_names().await);
+                }
                 if started.elapsed() > Duration::from_secs(60) {
                     backoff = Duration::from_secs(1);
                 }

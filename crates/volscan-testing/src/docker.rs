@@ -202,6 +202,8 @@ fn build_test_image() {
 pub struct PrivateDaemon {
     dir: crate::TempDir,
     child: Option<std::process::Child>,
+    /// Its containerd namespace, unique to it.
+    namespace: String,
 }
 
 impl PrivateDaemon {
@@ -210,7 +212,8 @@ impl PrivateDaemon {
         let dir = crate::TempDir::new("dockerd");
         std::fs::write(dir.path().join("daemon.json"), "{}")
             .unwrap_or_else(|err| panic!("cannot write daemon.json: {err}"));
-        let mut daemon = PrivateDaemon { dir, child: None };
+        let namespace = format!("volscan-test-{}", uuid::Uuid::new_v4().simple());
+        let mut daemon = PrivateDaemon { dir, child: None, namespace };
         daemon.resume();
         daemon
     }
@@ -268,6 +271,9 @@ impl PrivateDaemon {
             .arg(path("dockerd.pid"))
             .args(["--bridge", "none", "--iptables=false", "--ip6tables=false"])
             .args(["--storage-driver", "vfs"])
+            // Should it find the machine's containerd, it keeps to namespaces of its own.
+            .args(["--containerd-namespace", &self.namespace])
+            .args(["--containerd-plugins-namespace", &format!("{}-plugins", self.namespace)])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(log)
