@@ -104,8 +104,11 @@ struct FakeSource {
     volumes: Mutex<Vec<DiscoveredVolume>>,
     skipped: HashSet<String>,
     events: Mutex<VecDeque<SourceEvent>>,
-    /// Set to make the running `watch` fail once, as a lost event stream.
-    break_stream: AtomicBool,
+    /// While set, `watch` fails at once, as an event stream that is lost
+    /// and cannot reconnect.
+    stream_down: AtomicBool,
+    /// Calls of `watch` so far.
+    watch_calls: AtomicUsize,
 }
 
 impl FakeSource {
@@ -116,7 +119,8 @@ impl FakeSource {
             volumes: Mutex::new(Vec::new()),
             skipped: HashSet::from(["docker_skipped".to_owned()]),
             events: Mutex::new(VecDeque::new()),
-            break_stream: AtomicBool::new(false),
+            stream_down: AtomicBool::new(false),
+            watch_calls: AtomicUsize::new(0),
             root,
         };
         for name in names {
@@ -180,8 +184,9 @@ impl VolumeSource for FakeSource {
         stop: &CancelToken,
         on_event: &mut dyn FnMut(SourceEvent),
     ) -> Result<(), SourceError> {
+        self.watch_calls.fetch_add(1, Ordering::SeqCst);
         while !stop.is_canceled() && !self.closed.load(Ordering::SeqCst) {
-            if self.break_stream.swap(false, Ordering::SeqCst) {
+            if self.stream_down.load(Ordering::SeqCst) {
                 return Err(SourceError::Unavailable("the event stream ended".into()));
             }
             let next = self.events.lock().unwrap().pop_front();
@@ -527,9 +532,15 @@ async fn events_queue_new_volumes_and_mark_removed_ones() {
 #[tokio::test(start_paused = true)]
 async fn a_volume_created_while_the_event_stream_was_down_is_scanned_after_reconnecting() {
     let h = harness(&["existing"], FakeEngine::new(Behaviour::Measure(11)), options()).await;
-    // The stream breaks; a volume is created meanwhile and its event is lost.
-    h.source.break_stream.store(true, Ordering::SeqCst);
+    // The stream is lost and stays down; the scheduler retries it.
+    h.source.stream_down.store(true, Ordering::SeqCst);
+    h.until("a reconnect attempt", |h| h.source.watch_calls.load(Ordering::SeqCst) >= 3).await;
+    // A volume is created meanwhile (its event is lost), and something (a
+    // periodic reconcile, say) records it before the stream returns.
     h.source.add("missed");
+    let missed = h.source.volumes().unwrap().into_iter().find(|v| v.name == name("missed"));
+    h.repo.upsert_volume(&missed.unwrap(), T0).unwrap();
+    h.source.stream_down.store(false, Ordering::SeqCst);
     h.until("the missed volume is scanned", |h| {
         h.repo.latest_stat(&name("missed")).unwrap().is_some()
     })
@@ -538,7 +549,7 @@ async fn a_volume_created_while_the_event_stream_was_down_is_scanned_after_recon
     let runs = runs.unwrap();
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0].trigger, Trigger::Event);
-    // A volume known before is not scanned again by the catch-up.
+    // A volume known before the loss is not scanned by the catch-up.
     let existing = RunFilter { volume: Some(name("existing")), ..RunFilter::default() };
     assert_eq!(h.repo.count_runs(&existing).unwrap(), 0);
     h.handle.stop().await;
