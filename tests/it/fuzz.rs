@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use volscan_testing::TempDir;
+use volscan_testing::{PgDatabase, TempDir};
 
 use crate::support::{
     ServerProcess, TOKEN, everything_but, filled_volumes, raw_request, unique_prefix,
@@ -33,13 +33,15 @@ fn schemathesis() -> String {
 
 /// A server with two scanned volumes of its own, so that lists and links
 /// carry real rows; every other volume on the machine is skipped.
-fn populated_server(dir: &TempDir) -> (ServerProcess, Vec<volscan_testing::docker::TestVolume>) {
+fn populated_server(
+    dir: &TempDir,
+    url: &str,
+) -> (ServerProcess, Vec<volscan_testing::docker::TestVolume>) {
     let prefix = unique_prefix("fuzz");
     let volumes = filled_volumes(&prefix, 2, 30_000);
     let skip = everything_but(&prefix);
-    let url = dir.sqlite_url();
     let vars = [
-        ("DATABASE_URL", url.as_str()),
+        ("DATABASE_URL", url),
         ("SCAN_ENABLED", "false"),
         ("SCAN_SKIP_PATTERN", skip.as_str()),
         ("RATE_LIMIT_RPM", "1000000"),
@@ -55,9 +57,21 @@ fn populated_server(dir: &TempDir) -> (ServerProcess, Vec<volscan_testing::docke
 }
 
 #[test]
-fn schemathesis_finds_no_5xx_and_no_answer_off_the_schema() {
+fn schemathesis_finds_no_5xx_and_no_answer_off_the_schema_on_sqlite() {
     let dir = TempDir::new("it-fuzz");
-    let (server, _volumes) = populated_server(&dir);
+    fuzz(&dir, &dir.sqlite_url());
+}
+
+#[test]
+fn schemathesis_finds_no_5xx_and_no_answer_off_the_schema_on_postgres() {
+    let dir = TempDir::new("it-fuzz-pg");
+    let database = PgDatabase::create();
+    fuzz(&dir, database.url());
+}
+
+/// Runs schemathesis against a populated server on `url`.
+fn fuzz(dir: &TempDir, url: &str) {
+    let (server, _volumes) = populated_server(dir, url);
     let examples = std::env::var("VOLSCAN_FUZZ_EXAMPLES").unwrap_or_else(|_| "150".to_owned());
     let url = format!("http://127.0.0.1:{}/api/v1/openapi.json", server.port);
     let output = Command::new(schemathesis())
@@ -94,7 +108,7 @@ fn raw(port: u16, head: &str, body: &[u8]) -> (u16, String, Value) {
 #[test]
 fn hostile_requests_get_a_4xx_with_the_error_body() {
     let dir = TempDir::new("it-hostile-api");
-    let (server, volumes) = populated_server(&dir);
+    let (server, volumes) = populated_server(&dir, &dir.sqlite_url());
     let auth = format!("Authorization: Bearer {TOKEN}");
     let long = "a".repeat(10_000);
     let cases: Vec<(String, u16, &str)> = vec![
