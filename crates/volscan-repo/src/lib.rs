@@ -16,6 +16,8 @@ mod connection;
 mod rows;
 mod schema;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -42,6 +44,15 @@ pub const INTERRUPTED: &str = "interrupted";
 
 /// How often a call that meets a locked SQLite database is tried in all.
 const BUSY_ATTEMPTS: u32 = 5;
+
+/// How long a call waits for a pooled connection while the database answers.
+const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long it waits once the last attempt found the database unreachable:
+/// during an outage callers get their error quickly. The pool keeps trying to
+/// connect in the background, so the first call after the database returns
+/// finds a connection ready.
+const POOL_TIMEOUT_WHILE_DOWN: Duration = Duration::from_millis(250);
 
 /// Runs `$body` with `$c` bound to the concrete connection, compiled once per backend.
 macro_rules! on_backend {
@@ -107,6 +118,8 @@ impl TxError {
 pub struct DieselRepository {
     pool: r2d2::Pool<Manager>,
     backend_name: &'static str,
+    /// Set when the last wait for a connection failed; shared by clones.
+    down: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for DieselRepository {
@@ -141,10 +154,27 @@ impl DieselRepository {
         let pool = r2d2::Pool::builder()
             .max_size(max_connections.max(1))
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(5))
+            .connection_timeout(POOL_TIMEOUT)
             .build(Manager { backend })
             .map_err(|source| ConnectError::Connect { backend: backend_name, source })?;
-        Ok(Self { pool, backend_name })
+        Ok(Self { pool, backend_name, down: Arc::new(AtomicBool::new(false)) })
+    }
+
+    /// A pooled connection; waits `POOL_TIMEOUT` for one, or only
+    /// `POOL_TIMEOUT_WHILE_DOWN` while the database is known to be unreachable.
+    fn connection(&self) -> Result<r2d2::PooledConnection<Manager>, RepoError> {
+        let timeout =
+            if self.down.load(Ordering::Relaxed) { POOL_TIMEOUT_WHILE_DOWN } else { POOL_TIMEOUT };
+        match self.pool.get_timeout(timeout) {
+            Ok(conn) => {
+                self.down.store(false, Ordering::Relaxed);
+                Ok(conn)
+            }
+            Err(err) => {
+                self.down.store(true, Ordering::Relaxed);
+                Err(RepoError::Unavailable(err.into()))
+            }
+        }
     }
 
     /// `"postgres"` or `"sqlite"`.
@@ -155,7 +185,7 @@ impl DieselRepository {
     /// Applies every embedded migration not yet applied and returns their
     /// versions; running it again applies nothing.
     pub fn migrate(&self) -> Result<Vec<String>, RepoError> {
-        let mut conn = self.pool.get().map_err(|err| RepoError::Unavailable(err.into()))?;
+        let mut conn = self.connection()?;
         connection::run_migrations(&mut conn).map_err(RepoError::Migration)
     }
 
@@ -165,7 +195,7 @@ impl DieselRepository {
         &self,
         mut f: impl FnMut(&mut AnyConnection) -> Result<T, TxError>,
     ) -> Result<T, RepoError> {
-        let mut conn = self.pool.get().map_err(|err| RepoError::Unavailable(err.into()))?;
+        let mut conn = self.connection()?;
         let mut attempt = 1;
         loop {
             match f(&mut conn) {
