@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use volscan_domain::{
     CancelToken, EngineChain, ScanContext, ScanEngine, ScanError, ScanMethod, Usage,
@@ -186,6 +186,7 @@ fn a_directory_removed_while_it_is_scanned() {
     write(&tree.path().join("kept/file"), 50_000);
     let kept = du_bytes(&tree.path().join("kept"));
     for engine in engines() {
+        let mut overlapped = 0;
         for round in 0..3 {
             let doomed = tree.path().join("doomed");
             for d in 0..100 {
@@ -197,11 +198,18 @@ fn a_directory_removed_while_it_is_scanned() {
                 let doomed = doomed.clone();
                 move || {
                     std::thread::sleep(Duration::from_millis(2 * round));
+                    let started = Instant::now();
                     fs::remove_dir_all(&doomed).unwrap();
+                    (started, Instant::now())
                 }
             });
+            let scan_started = Instant::now();
             let usage = scan_ok(&engine, tree.path());
-            remover.join().unwrap();
+            let scan_ended = Instant::now();
+            let (removal_started, removal_ended) = remover.join().unwrap();
+            if removal_started < scan_ended && removal_ended > scan_started {
+                overlapped += 1;
+            }
             assert_eq!(
                 usage.error_count,
                 0,
@@ -210,6 +218,7 @@ fn a_directory_removed_while_it_is_scanned() {
             );
             assert!(usage.size_bytes >= kept, "{}: {usage:?}", engine.method());
         }
+        assert!(overlapped > 0, "{}: no removal overlapped a scan", engine.method());
         // Once it is gone, the totals equal du's again.
         assert_eq!(scan_ok(&engine, tree.path()).size_bytes, du_bytes(tree.path()));
     }
