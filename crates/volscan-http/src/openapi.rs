@@ -1,8 +1,10 @@
 //! The OpenAPI 3 document of `/api/v1`, served at `/api/v1/openapi.json`.
 //!
 //! It is written next to the routes and the JSON types it describes, from
-//! the same names (`crate::json`, `ApiError::classify`); the integration tests
-//! check that every route answers as documented.
+//! the same names (`crate::json`, `ApiError::classify`). Every object schema
+//! is closed (`additionalProperties: false`), so the fuzzing test
+//! (schemathesis, `tests/it/fuzz.rs`) fails when an answer carries a field
+//! the document lacks, or lacks one it requires.
 
 use actix_web::HttpResponse;
 use serde_json::{Value, json};
@@ -48,8 +50,56 @@ fn nullable(kind: &str) -> Value {
     json!({ "type": [kind, "null"] })
 }
 
+/// Makes every object schema closed (`additionalProperties: false`), so a
+/// field the handlers send but the document lacks is a conformance failure,
+/// and flattens `allOf` compositions first (a closed part would refuse the
+/// other part's fields).
+fn close_schemas(schemas: &mut serde_json::Map<String, Value>) {
+    let originals = schemas.clone();
+    for schema in schemas.values_mut() {
+        let Some(parts) = schema.get("allOf").and_then(Value::as_array) else { continue };
+        let (mut required, mut properties) = (Vec::new(), serde_json::Map::new());
+        for part in parts {
+            let part = match part.get("$ref").and_then(Value::as_str) {
+                Some(reference) => {
+                    let name = reference.trim_start_matches("#/components/schemas/");
+                    originals.get(name).cloned().unwrap_or(Value::Null)
+                }
+                None => part.clone(),
+            };
+            required.extend(part["required"].as_array().cloned().unwrap_or_default());
+            properties.extend(part["properties"].as_object().cloned().unwrap_or_default());
+        }
+        *schema = json!({ "type": "object", "required": required, "properties": properties });
+    }
+    for schema in schemas.values_mut() {
+        close(schema);
+    }
+}
+
+fn close(schema: &mut Value) {
+    let Some(object) = schema.as_object_mut() else { return };
+    if let Some(properties) = object.get_mut("properties").and_then(Value::as_object_mut) {
+        for property in properties.values_mut() {
+            close(property);
+        }
+        object.insert("additionalProperties".to_owned(), Value::Bool(false));
+    }
+}
+
 /// The document.
 pub fn document() -> Value {
+    let mut document = unclosed_document();
+    if let Some(schemas) =
+        document.pointer_mut("/components/schemas").and_then(Value::as_object_mut)
+    {
+        close_schemas(schemas);
+    }
+    document
+}
+
+/// The document as written, before `close_schemas`.
+fn unclosed_document() -> Value {
     let secured = json!([{ "bearer": [] }, {}]);
     let common = json!({
         "400": error_response("invalid input"),
