@@ -54,6 +54,22 @@ fn mountpoint(daemon: &PrivateDaemon, name: &str) -> String {
     daemon.docker(&["volume", "inspect", "--format", "{{.Mountpoint}}", name])
 }
 
+/// A server on `url` that scans only volumes named `prefix…`, with two
+/// workers and a `du` that takes `seconds` longer than the real one.
+fn slow_du_server(dir: &TempDir, url: &str, prefix: &str, seconds: f32) -> ServerProcess {
+    let skip = everything_but(prefix);
+    let path = slow_tool_path(dir, "du", seconds);
+    let vars = [
+        ("DATABASE_URL", url),
+        ("SCAN_ENABLED", "false"),
+        ("SCAN_SKIP_PATTERN", &skip),
+        ("SCAN_METHODS_ORDER", "du"),
+        ("SCAN_CONCURRENCY", "2"),
+        ("PATH", &path),
+    ];
+    ServerProcess::start(&vars, dir.path())
+}
+
 fn health(server: &ServerProcess) -> (u16, Value) {
     let (status, _, body) = server.call("GET", "/api/v1/health");
     (status, body)
@@ -159,17 +175,7 @@ fn postgres_going_away_answers_503_and_accepted_runs_complete_after() {
     let prefix = unique_prefix("pgaway");
     let dir = TempDir::new("it-pg-away");
     let volumes = filled_volumes(&prefix, 6, 20_000);
-    let skip = everything_but(&prefix);
-    let path = slow_tool_path(&dir, "du", 1.5);
-    let vars = [
-        ("DATABASE_URL", url.as_str()),
-        ("SCAN_ENABLED", "false"),
-        ("SCAN_SKIP_PATTERN", &skip),
-        ("SCAN_METHODS_ORDER", "du"),
-        ("SCAN_CONCURRENCY", "2"),
-        ("PATH", &path),
-    ];
-    let server = ServerProcess::start(&vars, dir.path());
+    let server = slow_du_server(&dir, &url, &prefix, 1.5);
     let accepted: Vec<String> = volumes
         .iter()
         .map(|volume| server.trigger(volume.name())["status_url"].as_str().unwrap().to_owned())
@@ -276,18 +282,7 @@ fn sqlite_locked_by_another_writer_loses_nothing() {
     let prefix = unique_prefix("locked");
     let dir = TempDir::new("it-sqlite-locked");
     let volumes = filled_volumes(&prefix, 5, 15_000);
-    let skip = everything_but(&prefix);
-    let path = slow_tool_path(&dir, "du", 0.5);
-    let url = dir.sqlite_url();
-    let vars = [
-        ("DATABASE_URL", url.as_str()),
-        ("SCAN_ENABLED", "false"),
-        ("SCAN_SKIP_PATTERN", &skip),
-        ("SCAN_METHODS_ORDER", "du"),
-        ("SCAN_CONCURRENCY", "2"),
-        ("PATH", &path),
-    ];
-    let server = ServerProcess::start(&vars, dir.path());
+    let server = slow_du_server(&dir, &dir.sqlite_url(), &prefix, 0.5);
     let mut accepted: Vec<String> = volumes[..4]
         .iter()
         .map(|volume| server.trigger(volume.name())["status_url"].as_str().unwrap().to_owned())

@@ -32,8 +32,13 @@ fn volume_name(raw: &str) -> Result<VolumeName, ApiError> {
     VolumeName::new(raw).map_err(|err| ApiError::InvalidVolumeName(err.to_string()))
 }
 
-/// Token, body size and rate limit, in that order, for every writing endpoint.
-fn guard_write(request: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+/// Token, declared body size, rate limit and then the body itself, in that
+/// order, for every writing endpoint.
+async fn guard_write(
+    request: &HttpRequest,
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<(), ApiError> {
     authorize(request, state.auth_token.as_deref())?;
     let declared = request
         .headers()
@@ -43,7 +48,8 @@ fn guard_write(request: &HttpRequest, state: &AppState) -> Result<(), ApiError> 
     if declared.is_some_and(|length| length > crate::MAX_BODY_BYTES) {
         return Err(ApiError::PayloadTooLarge(crate::MAX_BODY_BYTES));
     }
-    rate_limit(request, &state.limiter)
+    rate_limit(request, &state.limiter)?;
+    check_body(payload).await
 }
 
 /// Reads a writing endpoint's body, which none of them needs: an empty one
@@ -75,8 +81,7 @@ pub(crate) async fn trigger_scan(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    guard_write(&request, &state)?;
-    check_body(payload).await?;
+    guard_write(&request, &state, payload).await?;
     let name = volume_name(&path)?;
     let enqueued = state.scheduler.scan_volume(name).await?;
     let run = &enqueued.run;
@@ -95,8 +100,7 @@ pub(crate) async fn scan_now(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    guard_write(&request, &state)?;
-    check_body(payload).await?;
+    guard_write(&request, &state, payload).await?;
     let summary = state.scheduler.scan_all().await?;
     Ok(HttpResponse::Accepted().json(BatchJson {
         batch_id: summary.batch_id.to_string(),
@@ -129,8 +133,7 @@ pub(crate) async fn cancel_scan(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    guard_write(&request, &state)?;
-    check_body(payload).await?;
+    guard_write(&request, &state, payload).await?;
     let id = scan_id(&path)?;
     let run = state.scheduler.cancel(id).await?;
     Ok(HttpResponse::Ok().json(RunJson::from(&run)))
