@@ -411,12 +411,13 @@ pub trait Repository: Send + Sync {
     /// for its volume. Returns the new runs.
     fn recover_interrupted(&self, now: Timestamp) -> Result<Vec<ScanRun>, RepoError>;
 
-    /// Deletes `volume_stats` rows with `ts < cutoff`, `batch` rows per
-    /// statement. Returns how many were deleted.
+    /// Deletes at most `batch` `volume_stats` rows with `ts < cutoff`.
+    /// Returns how many were deleted; fewer than `batch` means none are left.
     fn purge_stats_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepoError>;
 
-    /// Deletes finished runs (`completed`, `failed`, `canceled`) queued before
-    /// `cutoff`, `batch` rows per statement; active runs are never touched.
+    /// Deletes at most `batch` finished runs (`completed`, `failed`,
+    /// `canceled`) completed before `cutoff`; active runs are never touched.
+    /// Returns how many were deleted; fewer than `batch` means none are left.
     fn purge_runs_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepoError>;
 }
 

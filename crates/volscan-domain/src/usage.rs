@@ -29,6 +29,17 @@ impl Usage {
         self.error_count > 0
     }
 
+    /// What a completed run says about a partial scan in its `error_message`;
+    /// `None` for a complete one.
+    pub fn partial_note(&self) -> Option<String> {
+        self.is_partial().then(|| {
+            format!(
+                "partial: {} entries could not be read, so the sizes are a lower bound",
+                self.error_count
+            )
+        })
+    }
+
     /// `file_count + dir_count`, the number `du --inodes` prints, when known.
     pub fn entries(&self) -> Option<u64> {
         Some(self.file_count? + self.dir_count?)

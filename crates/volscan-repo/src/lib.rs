@@ -495,13 +495,16 @@ impl Repository for DieselRepository {
         self.with_tx(|conn| {
             let target = scan_runs::table.find(&id).filter(scan_runs::status.eq_any(&from));
             let changed = match &outcome {
-                RunOutcome::Completed { method, .. } => diesel::update(target)
+                // A failed earlier attempt's message does not survive on a
+                // completed run; a partial scan says so instead.
+                RunOutcome::Completed { method, usage, .. } => diesel::update(target)
                     .set((
                         scan_runs::status.eq(to.as_str()),
                         scan_runs::progress.eq(100),
                         scan_runs::method.eq(method.as_str()),
                         scan_runs::completed_at.eq(at),
                         scan_runs::not_before.eq(no_time),
+                        scan_runs::error_message.eq(usage.partial_note()),
                     ))
                     .execute(conn)?,
                 RunOutcome::Failed { reason } => diesel::update(target)
@@ -684,7 +687,7 @@ impl Repository for DieselRepository {
 
     fn purge_stats_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepoError> {
         let cutoff = to_db_time(cutoff);
-        self.delete_in_batches(batch, |conn, limit| {
+        self.delete_one_batch(batch, |conn, limit| {
             let doomed: Vec<i64> = volume_stats::table
                 .filter(volume_stats::ts.lt(cutoff))
                 .select(volume_stats::id)
@@ -698,7 +701,7 @@ impl Repository for DieselRepository {
 
     fn purge_runs_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepoError> {
         let cutoff = to_db_time(cutoff);
-        self.delete_in_batches(batch, |conn, limit| {
+        self.delete_one_batch(batch, |conn, limit| {
             let doomed: Vec<String> = scan_runs::table
                 .filter(scan_runs::status.eq_any(final_statuses()))
                 .filter(scan_runs::completed_at.lt(cutoff))
@@ -719,23 +722,17 @@ impl Repository for DieselRepository {
 }
 
 impl DieselRepository {
-    /// Runs `one_batch` (which deletes at most `limit` rows and returns how many
-    /// it chose) in short statements until a batch comes back short, so a large
-    /// purge never holds a long lock. Returns the rows chosen in all.
-    fn delete_in_batches(
+    /// Runs `one_batch` (which deletes at most `limit` rows and returns how
+    /// many it chose) once, in one short statement pair, so a large purge never
+    /// holds a long lock and its caller can stop between batches.
+    fn delete_one_batch(
         &self,
         batch: u32,
         mut one_batch: impl FnMut(&mut AnyConnection, i64) -> Result<usize, TxError>,
     ) -> Result<u64, RepoError> {
         let batch = batch.max(1);
-        let mut total = 0;
-        loop {
-            let chosen = self.with_conn(|conn| one_batch(conn, i64::from(batch)))?;
-            total += chosen as u64;
-            if chosen < batch as usize {
-                return Ok(total);
-            }
-        }
+        let chosen = self.with_conn(|conn| one_batch(conn, i64::from(batch)))?;
+        Ok(chosen as u64)
     }
 }
 

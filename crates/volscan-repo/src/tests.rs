@@ -74,6 +74,7 @@ both_backends!(
     retention_deletes_old_rows_in_batches_but_never_active_runs,
     claim_race_gives_every_run_to_exactly_one_worker,
     estimated_duration_comes_from_the_last_scan,
+    a_completed_run_keeps_no_earlier_error_and_says_when_it_is_partial,
 );
 
 fn t(seconds: i64) -> Timestamp {
@@ -279,6 +280,30 @@ fn retry_waits_and_requeue_gives_the_attempt_back(repo: &DieselRepository) {
     assert_eq!(repo.claim_next(t(61)).unwrap().unwrap().attempt, 2);
 }
 
+fn a_completed_run_keeps_no_earlier_error_and_says_when_it_is_partial(repo: &DieselRepository) {
+    let run = repo.enqueue(new_run("flaky", t(0))).unwrap().run;
+    repo.claim_next(t(0)).unwrap().unwrap();
+    let retry = RunOutcome::Retry { not_before: t(1), reason: "du exited with 2".into() };
+    let waiting = repo.record_outcome(run.scan_id, retry, t(0)).unwrap();
+    assert_eq!(waiting.error_message.as_deref(), Some("du exited with 2"));
+    repo.claim_next(t(1)).unwrap().unwrap();
+    let done = repo.record_outcome(run.scan_id, completed(10), t(2)).unwrap();
+    assert_eq!((done.status, done.error_message), (ScanStatus::Completed, None));
+
+    let run = repo.enqueue(new_run("locked", t(3))).unwrap().run;
+    repo.claim_next(t(3)).unwrap().unwrap();
+    let partial = Usage { error_count: 2, ..usage(10) };
+    let outcome = RunOutcome::Completed {
+        usage: partial,
+        method: ScanMethod::Native,
+        duration: std::time::Duration::from_millis(5),
+    };
+    let done = repo.record_outcome(run.scan_id, outcome, t(4)).unwrap();
+    let message = done.error_message.unwrap_or_default();
+    assert!(message.starts_with("partial: 2 entries could not be read"), "{message}");
+    assert_eq!(repo.latest_stat(&name("locked")).unwrap().unwrap().usage.error_count, 2);
+}
+
 fn progress_is_capped_below_100_and_only_for_running_runs(repo: &DieselRepository) {
     let run = repo.enqueue(new_run("prog", t(0))).unwrap().run;
     repo.update_progress(run.scan_id, 50, None).unwrap();
@@ -372,9 +397,12 @@ fn retention_deletes_old_rows_in_batches_but_never_active_runs(repo: &DieselRepo
     // An old run that is still active must survive.
     let active = repo.enqueue(new_run("stuck", t(0))).unwrap().run;
     repo.claim_next(t(0)).unwrap().unwrap();
-    assert_eq!(repo.purge_stats_before(t(50), 3).unwrap(), 7);
+    // One batch per call, so the caller can stop between batches.
+    let stats: Vec<u64> = (0..4).map(|_| repo.purge_stats_before(t(50), 3).unwrap()).collect();
+    assert_eq!(stats, [3, 3, 1, 0]);
     assert_eq!(repo.latest_stats().unwrap().len(), 1);
-    assert_eq!(repo.purge_runs_before(t(50), 3).unwrap(), 7);
+    let runs: Vec<u64> = (0..4).map(|_| repo.purge_runs_before(t(50), 3).unwrap()).collect();
+    assert_eq!(runs, [3, 3, 1, 0]);
     assert_eq!(repo.run(active.scan_id).unwrap().unwrap().status, ScanStatus::Running);
     assert_eq!(repo.count_runs(&RunFilter::default()).unwrap(), 2);
     assert_eq!(repo.purge_stats_before(t(50), 3).unwrap(), 0);

@@ -16,7 +16,9 @@ mod error;
 pub mod metrics;
 mod options;
 pub mod policy;
+mod running;
 mod scheduler;
+mod series;
 mod static_source;
 mod status;
 

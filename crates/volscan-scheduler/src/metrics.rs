@@ -1,11 +1,13 @@
 //! The scheduler's Prometheus metrics (SPEC §6), recorded through the
 //! `metrics` facade; the binary installs the exporter.
 //!
-//! No per-file or per-path labels: `volume` is the only per-object label.
+//! No per-file or per-path labels: `volume` is the only per-object label. The
+//! per-volume series are not recorded here but kept as state (`series.rs`),
+//! because the facade cannot remove a series once a volume is gone.
 
 use std::time::Duration;
 
-use volscan_domain::{ScanMethod, ScanStatus, Timestamp, Usage, VolumeName};
+use volscan_domain::{ScanMethod, ScanStatus, Timestamp};
 
 /// Queued runs.
 pub const QUEUE_DEPTH: &str = "volscan_scan_queue_depth";
@@ -27,6 +29,8 @@ pub const VOLUME_APPARENT: &str = "volscan_volume_apparent_bytes";
 pub const VOLUME_FILES: &str = "volscan_volume_files";
 /// When each volume was last scanned.
 pub const VOLUME_LAST_SCAN: &str = "volscan_volume_last_scan_timestamp_seconds";
+/// 1 when a volume's latest completed scan met unreadable entries.
+pub const VOLUME_PARTIAL: &str = "volscan_volume_scan_partial";
 /// When the last periodic or bulk run started.
 pub const LAST_RUN: &str = "volscan_scheduler_last_run_timestamp_seconds";
 
@@ -59,19 +63,6 @@ pub(crate) fn last_run(at: Timestamp) {
     metrics::gauge!(LAST_RUN).set(seconds(at));
 }
 
-/// The per-volume gauges from a volume's latest completed scan.
-pub(crate) fn volume(volume: &VolumeName, usage: &Usage, scanned_at: Timestamp) {
-    let name = volume.as_str().to_owned();
-    metrics::gauge!(VOLUME_SIZE, "volume" => name.clone()).set(usage.size_bytes as f64);
-    if let Some(apparent) = usage.apparent_bytes {
-        metrics::gauge!(VOLUME_APPARENT, "volume" => name.clone()).set(apparent as f64);
-    }
-    if let Some(files) = usage.file_count {
-        metrics::gauge!(VOLUME_FILES, "volume" => name.clone()).set(files as f64);
-    }
-    metrics::gauge!(VOLUME_LAST_SCAN, "volume" => name).set(seconds(scanned_at));
-}
-
 /// Describes every metric once, for `# HELP` lines.
 pub fn describe() {
     metrics::describe_gauge!(QUEUE_DEPTH, "Scan runs waiting in the queue");
@@ -80,15 +71,5 @@ pub fn describe() {
     metrics::describe_histogram!(SCAN_DURATION, "Engine wall time of completed scans, by method");
     metrics::describe_counter!(SCAN_ERRORS, "Failed scan attempts, by reason");
     metrics::describe_gauge!(WORKER_UTILIZATION, "Busy scan workers over all workers (0-1)");
-    metrics::describe_gauge!(
-        VOLUME_SIZE,
-        "Disk usage in bytes of each volume, from its last completed scan"
-    );
-    metrics::describe_gauge!(
-        VOLUME_APPARENT,
-        "Apparent size in bytes of each volume, from its last completed scan"
-    );
-    metrics::describe_gauge!(VOLUME_FILES, "Files in each volume, from its last completed scan");
-    metrics::describe_gauge!(VOLUME_LAST_SCAN, "Unix time of each volume's last completed scan");
     metrics::describe_gauge!(LAST_RUN, "Unix time the last periodic or bulk run started");
 }

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use volscan_domain::{ScanMethod, ScanStatus, Timestamp};
+use volscan_domain::{ScanMethod, ScanStatus};
 
 use crate::status::{HealthState, SchedulerHealth, SchedulerStatus};
 
@@ -66,14 +66,24 @@ pub fn progress(
 }
 
 /// How long until a new bulk or periodic run is allowed, or `None` when it is.
-pub fn cooldown_remaining(
-    last_batch: Option<Timestamp>,
-    now: Timestamp,
-    cooldown: Duration,
-) -> Option<Duration> {
-    let elapsed = now - last_batch?;
-    let remaining = time::Duration::try_from(cooldown).ok()? - elapsed;
-    (remaining > time::Duration::ZERO).then(|| Duration::try_from(remaining).unwrap_or(cooldown))
+/// `since_last` is the time since the last batch started, on a monotonic
+/// clock (a wall clock stepping back must not block bulk scans).
+pub fn cooldown_remaining(since_last: Option<Duration>, cooldown: Duration) -> Option<Duration> {
+    let remaining = cooldown.saturating_sub(since_last?);
+    (!remaining.is_zero()).then_some(remaining)
+}
+
+/// The first wait before a periodic run that failed is tried again.
+pub const PERIODIC_RETRY_BASE: Duration = Duration::from_secs(30);
+
+/// The wait before trying a failed periodic run again: 30 s, then doubling
+/// after each further failure, never more than the interval.
+pub fn periodic_retry_delay(previous: Option<Duration>, interval: Duration) -> Duration {
+    match previous {
+        None => PERIODIC_RETRY_BASE,
+        Some(previous) => previous.saturating_mul(2),
+    }
+    .min(interval)
 }
 
 /// The last finished runs' statuses, newest last, at most `RECENT` of them.
@@ -81,13 +91,14 @@ pub const RECENT: usize = 20;
 
 /// `GET /health/scheduler`: stopped when not running; degraded when the queue
 /// is over 80 % full, when over half of the last 20 finished runs failed, or
-/// when a periodic run is overdue by more than one interval.
+/// when a periodic run is overdue by more than one interval. `overdue` is
+/// how long past its due time the next periodic run is, on a monotonic clock.
 pub fn health(
     status: &SchedulerStatus,
     recent: &[ScanStatus],
     periodic: bool,
     interval: Duration,
-    now: Timestamp,
+    overdue: Option<Duration>,
 ) -> SchedulerHealth {
     let mut reasons = Vec::new();
     if !status.running {
@@ -105,11 +116,11 @@ pub fn health(
         reasons.push(format!("{failed} of the last {} finished runs failed", recent.len()));
     }
     if periodic
-        && let Some(next) = status.next_run_at
-        && now - next > time::Duration::try_from(interval).unwrap_or(time::Duration::MAX)
+        && let Some(overdue) = overdue
+        && overdue > interval
     {
-        reasons
-            .push(format!("the periodic run due at {next} is overdue by more than one interval"));
+        let due = status.next_run_at.map(|next| format!(" due at {next}")).unwrap_or_default();
+        reasons.push(format!("the periodic run{due} is overdue by more than one interval"));
     }
     let state = if reasons.is_empty() { HealthState::Healthy } else { HealthState::Degraded };
     SchedulerHealth { status: state, reasons, scheduler: status.clone() }
@@ -162,18 +173,30 @@ mod tests {
 
     #[test]
     fn the_cooldown_counts_from_the_last_batch() {
-        let t0 = datetime!(2026-01-01 00:00:00 UTC);
-        let cooldown = Duration::from_secs(60);
-        assert_eq!(cooldown_remaining(None, t0, cooldown), None);
-        assert_eq!(
-            cooldown_remaining(Some(t0), t0 + Duration::from_secs(15), cooldown),
-            Some(Duration::from_secs(45))
-        );
-        assert_eq!(cooldown_remaining(Some(t0), t0 + Duration::from_secs(60), cooldown), None);
-        assert_eq!(cooldown_remaining(Some(t0), t0 + Duration::from_secs(3600), cooldown), None);
+        let s = Duration::from_secs;
+        let cooldown = s(60);
+        assert_eq!(cooldown_remaining(None, cooldown), None);
+        assert_eq!(cooldown_remaining(Some(s(15)), cooldown), Some(s(45)));
+        assert_eq!(cooldown_remaining(Some(s(60)), cooldown), None);
+        assert_eq!(cooldown_remaining(Some(s(3600)), cooldown), None);
     }
 
-    fn status(running: bool, depth: u64, next: Option<Timestamp>) -> SchedulerStatus {
+    #[test]
+    fn a_failed_periodic_run_is_retried_with_backoff_up_to_the_interval() {
+        let s = Duration::from_secs;
+        let hour = s(3600);
+        let mut delays = Vec::new();
+        let mut previous = None;
+        for _ in 0..9 {
+            let delay = periodic_retry_delay(previous, hour);
+            delays.push(delay.as_secs());
+            previous = Some(delay);
+        }
+        assert_eq!(delays, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(periodic_retry_delay(None, s(10)), s(10), "never longer than the interval");
+    }
+
+    fn status(running: bool, depth: u64, next: Option<volscan_domain::Timestamp>) -> SchedulerStatus {
         SchedulerStatus {
             running,
             last_run_at: None,
@@ -192,11 +215,11 @@ mod tests {
     fn check_health(
         status: SchedulerStatus,
         recent: &[ScanStatus],
-        now: Timestamp,
+        overdue: Option<Duration>,
         expected: HealthState,
         reasons: usize,
     ) {
-        let health = health(&status, recent, true, Duration::from_secs(3600), now);
+        let health = health(&status, recent, true, Duration::from_secs(3600), overdue);
         assert_eq!(
             (health.status, health.reasons.len()),
             (expected, reasons),
@@ -210,22 +233,19 @@ mod tests {
         use ScanStatus::*;
         let t0 = datetime!(2026-01-01 00:00:00 UTC);
         let hour = Duration::from_secs(3600);
-        check_health(status(true, 0, Some(t0)), &[], t0, HealthState::Healthy, 0);
-        check_health(status(false, 0, Some(t0)), &[], t0, HealthState::Stopped, 0);
-        check_health(status(true, 80, Some(t0)), &[], t0, HealthState::Healthy, 0);
-        check_health(status(true, 81, Some(t0)), &[], t0, HealthState::Degraded, 1);
+        let on_time = Some(Duration::ZERO);
+        check_health(status(true, 0, Some(t0)), &[], on_time, HealthState::Healthy, 0);
+        check_health(status(false, 0, Some(t0)), &[], on_time, HealthState::Stopped, 0);
+        check_health(status(true, 80, Some(t0)), &[], on_time, HealthState::Healthy, 0);
+        check_health(status(true, 81, Some(t0)), &[], on_time, HealthState::Degraded, 1);
         let half = [Failed, Completed, Failed, Completed];
-        check_health(status(true, 0, Some(t0)), &half, t0, HealthState::Healthy, 0);
+        check_health(status(true, 0, Some(t0)), &half, on_time, HealthState::Healthy, 0);
         let most = [Failed, Completed, Failed, Failed];
-        check_health(status(true, 0, Some(t0)), &most, t0, HealthState::Degraded, 1);
-        check_health(status(true, 0, Some(t0)), &[], t0 + hour, HealthState::Healthy, 0);
-        check_health(
-            status(true, 0, Some(t0)),
-            &[],
-            t0 + hour + Duration::from_secs(1),
-            HealthState::Degraded,
-            1,
-        );
-        check_health(status(true, 99, Some(t0)), &most, t0 + 2 * hour, HealthState::Degraded, 3);
+        check_health(status(true, 0, Some(t0)), &most, on_time, HealthState::Degraded, 1);
+        check_health(status(true, 0, Some(t0)), &[], Some(hour), HealthState::Healthy, 0);
+        let late = Some(hour + Duration::from_secs(1));
+        check_health(status(true, 0, Some(t0)), &[], late, HealthState::Degraded, 1);
+        check_health(status(true, 0, None), &[], None, HealthState::Healthy, 0);
+        check_health(status(true, 99, Some(t0)), &most, Some(2 * hour), HealthState::Degraded, 3);
     }
 }

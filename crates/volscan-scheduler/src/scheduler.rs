@@ -8,13 +8,14 @@
 //! `spawn_blocking`. Timers use tokio's clock; timestamps come from the
 //! injected `Clock`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use volscan_domain::{
     BatchId, CancelReason, CancelToken, EngineChain, Enqueued, NewScanRun, RepoError, Repository,
     RunFilter, RunOutcome, ScanContext, ScanEngine, ScanError, ScanId, ScanMethod, ScanRun,
@@ -27,6 +28,8 @@ use crate::error::SchedulerError;
 use crate::metrics;
 use crate::options::SchedulerOptions;
 use crate::policy::{self, Jitter, RECENT};
+use crate::running::{Lookup, Running, lock};
+use crate::series::VolumeSeries;
 use crate::status::{BatchSummary, SchedulerHealth, SchedulerStatus};
 
 /// How long a reconnected event stream runs before the first catch-up
@@ -35,6 +38,23 @@ const CATCH_UP_DELAY: Duration = Duration::from_secs(1);
 
 /// The longest wait between attempts to reconnect the event stream.
 const MAX_EVENT_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Events waiting for the consumer at most; the stream waits when it is full.
+const EVENT_BUFFER: usize = 1024;
+
+/// How long the event consumer lets a burst gather before handling it, so a
+/// burst of `create` events costs one listing of the source, not one each.
+const EVENT_COALESCE: Duration = Duration::from_millis(100);
+
+/// The queue depth is counted again at least this often (SPEC §6: the gauge
+/// agrees with the table within a second).
+const DEPTH_REFRESH: Duration = Duration::from_millis(500);
+
+/// How long a forced stop waits for claims in flight to register their runs.
+const CLAIM_SETTLE: Duration = Duration::from_secs(2);
+
+/// How long a cancel waits for a running scan to stop and write its outcome.
+const CANCEL_WAIT: Duration = Duration::from_secs(1);
 
 /// Builds a scheduler from its ports and options.
 pub struct SchedulerBuilder {
@@ -75,8 +95,11 @@ impl SchedulerBuilder {
             clock: self.clock,
             jitter: Jitter::new(seed ^ 0x9E37_79B9_7F4A_7C15),
             wake: Notify::new(),
+            depth_changed: Notify::new(),
             state: Mutex::new(State::default()),
-            running_scans: Mutex::new(HashMap::new()),
+            lifecycle: tokio::sync::Mutex::new(()),
+            running: Running::default(),
+            series: VolumeSeries::default(),
             totals: Totals::default(),
             queue_depth: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::new()),
@@ -85,7 +108,7 @@ impl SchedulerBuilder {
         });
         metrics::describe();
         inner.initialize().await?;
-        inner.spawn_tasks();
+        inner.spawn_tasks(&mut lock(&inner.state));
         Ok(SchedulerHandle { inner })
     }
 }
@@ -108,8 +131,11 @@ struct State {
     running: bool,
     last_run_at: Option<Timestamp>,
     next_run_at: Option<Timestamp>,
-    /// Start of the last bulk or periodic batch, for the shared cooldown.
-    last_batch_at: Option<Timestamp>,
+    /// When the next periodic run is due, on the monotonic clock.
+    next_run_due: Option<Instant>,
+    /// Start of the last bulk or periodic batch that was enqueued (or is
+    /// being enqueued), on the monotonic clock, for the shared cooldown.
+    last_batch_at: Option<Instant>,
     stop: Option<watch::Sender<bool>>,
     watch_stop: Option<CancelToken>,
     tasks: Vec<JoinHandle<()>>,
@@ -125,9 +151,15 @@ struct Inner {
     jitter: Jitter,
     /// Wakes idle workers when work arrives.
     wake: Notify,
+    /// Wakes the depth task when the queue may have changed.
+    depth_changed: Notify,
     state: Mutex<State>,
-    /// Runs this process is measuring.
-    running_scans: Mutex<HashMap<ScanId, RunningScan>>,
+    /// Held by `start` and `stop` for their whole length, so they never overlap.
+    lifecycle: tokio::sync::Mutex<()>,
+    /// Runs this process is measuring, and claims in flight.
+    running: Running,
+    /// The per-volume metric series.
+    series: VolumeSeries,
     totals: Totals,
     queue_depth: AtomicU64,
     /// Final statuses of the last finished runs, newest last.
@@ -138,25 +170,11 @@ struct Inner {
     data_version: AtomicU64,
 }
 
-/// Locks a mutex, ignoring poisoning: every critical section leaves its data
-/// consistent, so a panic elsewhere does not make it unusable.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Runs blocking work on tokio's blocking pool.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, SchedulerError> {
     tokio::task::spawn_blocking(work).await.map_err(|_| SchedulerError::Interrupted)
-}
-
-/// A run a worker of this process is measuring.
-struct RunningScan {
-    /// Stops the scan.
-    token: CancelToken,
-    /// Notified once the run's outcome is written.
-    settled: Arc<Notify>,
 }
 
 /// Why an attempt produced no usage, and whether another attempt may help.
@@ -226,22 +244,34 @@ impl Inner {
                 .take(RECENT)
                 .collect();
             lock(&this.recent).extend(finished.into_iter().rev());
-            for stat in repo.latest_stats()? {
-                metrics::volume(&stat.volume, &stat.usage, stat.ts);
-            }
+            this.reload_series()?;
             Ok(())
         })
         .await?
     }
 
-    fn spawn_tasks(self: &Arc<Self>) {
+    /// Loads the per-volume series from the latest stats of the volumes that
+    /// are still present (blocking).
+    fn reload_series(&self) -> Result<(), RepoError> {
+        let present: HashSet<VolumeName> =
+            self.repo.volumes(false)?.into_iter().map(|v| v.name).collect();
+        let latest = self.repo.latest_stats()?.into_iter().filter(|s| present.contains(&s.volume));
+        self.series.replace_all(latest.map(|stat| (stat.volume, stat.usage, stat.ts)));
+        Ok(())
+    }
+
+    /// Spawns the tasks and marks the scheduler running, under the state lock
+    /// the caller holds (so two starts cannot both spawn).
+    fn spawn_tasks(self: &Arc<Self>, state: &mut State) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let watch_stop = CancelToken::new();
+        self.running.resume();
         let mut tasks = Vec::new();
         for _ in 0..self.options.concurrency.max(1) {
             tasks.push(tokio::spawn(worker(Arc::clone(self), stop_rx.clone())));
         }
         tasks.push(tokio::spawn(periodic(Arc::clone(self), stop_rx.clone())));
+        tasks.push(tokio::spawn(track_depth(Arc::clone(self), stop_rx.clone())));
         tasks.push(tokio::spawn(follow_events(
             Arc::clone(self),
             stop_rx.clone(),
@@ -250,15 +280,15 @@ impl Inner {
         if self.options.retention.is_some() {
             tasks.push(tokio::spawn(retention(Arc::clone(self), stop_rx)));
         }
-        let mut state = lock(&self.state);
         state.running = true;
         state.next_run_at =
             self.options.periodic.then(|| self.clock.now() + self.options.first_run_delay);
+        state.next_run_due =
+            self.options.periodic.then(|| Instant::now() + self.options.first_run_delay);
         state.stop = Some(stop_tx);
         state.watch_stop = Some(watch_stop);
         state.tasks = tasks;
-        drop(state);
-        metrics::active(0, self.options.concurrency);
+        metrics::active(self.running.len(), self.options.concurrency);
     }
 
     fn set_depth(&self, depth: u64) {
@@ -266,6 +296,8 @@ impl Inner {
         metrics::queue_depth(depth);
     }
 
+    /// Counts the queued runs (retries waiting for their time included) and
+    /// publishes the count.
     async fn refresh_depth(self: &Arc<Self>) {
         let repo = Arc::clone(&self.repo);
         let filter = RunFilter { status: Some(ScanStatus::Queued), ..RunFilter::default() };
@@ -274,24 +306,10 @@ impl Inner {
         }
     }
 
-    fn register(&self, scan_id: ScanId) -> CancelToken {
-        let token = CancelToken::new();
-        let mut running = lock(&self.running_scans);
-        running.insert(
-            scan_id,
-            RunningScan { token: token.clone(), settled: Arc::new(Notify::new()) },
-        );
-        metrics::active(running.len(), self.options.concurrency);
-        token
-    }
-
     /// Forgets a run once its outcome is written, waking anyone waiting on it.
     fn unregister(&self, scan_id: ScanId) {
-        let mut running = lock(&self.running_scans);
-        if let Some(scan) = running.remove(&scan_id) {
-            scan.settled.notify_waiters();
-        }
-        metrics::active(running.len(), self.options.concurrency);
+        self.running.unregister(scan_id);
+        metrics::active(self.running.len(), self.options.concurrency);
     }
 
     fn is_stopping(stop: &watch::Receiver<bool>) -> bool {
@@ -381,12 +399,14 @@ impl Inner {
             }
         }
         if let RunOutcome::Completed { usage, .. } = outcome {
-            metrics::volume(
+            self.series.set(
                 &stored.volume,
                 usage,
                 stored.completed_at.unwrap_or_else(|| self.clock.now()),
             );
         }
+        // A retry or a requeue puts the run back in the queue; a cancel takes it out.
+        self.depth_changed.notify_one();
         tracing::info!(scan_id = %stored.scan_id, volume = %stored.volume, status = %stored.status, attempt = stored.attempt, "scan attempt ended");
     }
 
@@ -445,6 +465,10 @@ impl Inner {
             Ok(prepared) => prepared,
             Err(failure) => return self.retry_or_fail(run, failure),
         };
+        // Canceled while being claimed or prepared: no scan starts at all.
+        if let Some(reason) = token.reason() {
+            return self.canceled_outcome(run, reason);
+        }
         let method = prepared.engine.method();
         self.write_progress(run.scan_id, 0, Some(method));
 
@@ -496,16 +520,23 @@ impl Inner {
         let duration = started.elapsed();
         match result {
             Ok(Ok(usage)) => RunOutcome::Completed { usage, method, duration },
-            Ok(Err(ScanError::Canceled(CancelReason::User))) => RunOutcome::Canceled,
-            Ok(Err(ScanError::Canceled(CancelReason::Shutdown))) => RunOutcome::Requeue,
-            Ok(Err(ScanError::Canceled(CancelReason::Timeout))) => {
-                metrics::error("timeout");
-                tracing::warn!(scan_id = %run.scan_id, volume = %run.volume, timeout = ?self.options.timeout_per_volume, "scan timed out");
-                RunOutcome::Failed { reason: "timeout".to_owned() }
-            }
+            Ok(Err(ScanError::Canceled(reason))) => self.canceled_outcome(run, reason),
             Ok(Err(err)) => self.retry_or_fail(run, Failure::from_scan(&err)),
             Err(_) => {
                 self.retry_or_fail(run, Failure::new("the scan thread panicked", true, "panic"))
+            }
+        }
+    }
+
+    /// The outcome of a scan stopped by its token.
+    fn canceled_outcome(&self, run: &ScanRun, reason: CancelReason) -> RunOutcome {
+        match reason {
+            CancelReason::User => RunOutcome::Canceled,
+            CancelReason::Shutdown => RunOutcome::Requeue,
+            CancelReason::Timeout => {
+                metrics::error("timeout");
+                tracing::warn!(scan_id = %run.scan_id, volume = %run.volume, timeout = ?self.options.timeout_per_volume, "scan timed out");
+                RunOutcome::Failed { reason: "timeout".to_owned() }
             }
         }
     }
@@ -546,6 +577,7 @@ impl Inner {
                     }
                     for known in this.repo.volumes(false)? {
                         if !present.contains(&known.name) && this.repo.mark_volume_removed(&known.name, now)? {
+                            this.series.remove(&known.name);
                             tracing::info!(volume = %known.name, "volume is gone; its history is kept");
                         }
                     }
@@ -557,7 +589,11 @@ impl Inner {
                 }
             }
             this.touched();
-            Ok((this.repo.volumes(false)?, listed))
+            let known = this.repo.volumes(false)?;
+            // A scan that completed while its volume was being removed must not
+            // bring the volume's series back.
+            this.series.retain(&known.iter().map(|v| v.name.clone()).collect());
+            Ok((known, listed))
         })
         .await?
     }
@@ -587,6 +623,7 @@ impl Inner {
                 for name in listed {
                     if known.insert(name.clone()) {
                         tracing::info!(volume = %name, "volume created while the event stream was down");
+                        // The reconcile above has inserted it.
                         self.on_event(SourceEvent::VolumeCreated(name)).await;
                     }
                 }
@@ -601,19 +638,42 @@ impl Inner {
     }
 
     /// Enqueues every volume under one batch, as far as the queue allows.
+    /// The cooldown and `last_run_at` count only a batch that was enqueued:
+    /// a batch that fails (the database is away) leaves them as they were.
     async fn batch(self: &Arc<Self>, trigger: Trigger) -> Result<BatchSummary, SchedulerError> {
-        let now = self.clock.now();
-        {
+        let started = Instant::now();
+        let previous = {
             let mut state = lock(&self.state);
-            if let Some(retry_after) =
-                policy::cooldown_remaining(state.last_batch_at, now, self.options.cooldown)
+            let since_last = state.last_batch_at.map(|at| started.saturating_duration_since(at));
+            if let Some(retry_after) = policy::cooldown_remaining(since_last, self.options.cooldown)
             {
                 return Err(SchedulerError::RateLimited { retry_after });
             }
-            state.last_batch_at = Some(now);
-            state.last_run_at = Some(now);
+            // Reserved now, so that two triggers at once do not both pass.
+            state.last_batch_at.replace(started)
+        };
+        let now = self.clock.now();
+        match self.enqueue_batch(trigger, now).await {
+            Ok(summary) => {
+                lock(&self.state).last_run_at = Some(now);
+                metrics::last_run(now);
+                Ok(summary)
+            }
+            Err(err) => {
+                let mut state = lock(&self.state);
+                if state.last_batch_at == Some(started) {
+                    state.last_batch_at = previous;
+                }
+                Err(err)
+            }
         }
-        metrics::last_run(now);
+    }
+
+    async fn enqueue_batch(
+        self: &Arc<Self>,
+        trigger: Trigger,
+        now: Timestamp,
+    ) -> Result<BatchSummary, SchedulerError> {
         let volumes = self.reconcile().await?;
         let this = Arc::clone(self);
         let summary = blocking(move || -> Result<BatchSummary, SchedulerError> {
@@ -623,7 +683,12 @@ impl Inner {
             let mut depth = this.repo.count_runs(&queued)?;
             for volume in volumes.into_iter().filter(|v| !this.source.is_skipped(&v.name)) {
                 if depth >= this.capacity {
-                    summary.skipped += 1;
+                    // A volume with an active run is not skipped: it will be scanned.
+                    if this.repo.active_run(&volume.name)?.is_some() {
+                        summary.deduplicated += 1;
+                    } else {
+                        summary.skipped += 1;
+                    }
                     continue;
                 }
                 let run = NewScanRun {
@@ -651,11 +716,23 @@ impl Inner {
         Ok(summary)
     }
 
-    /// Enqueues one volume (manual or event trigger).
+    /// Enqueues one volume (manual trigger); a volume not known yet is
+    /// looked up in the source.
     async fn enqueue(
         self: &Arc<Self>,
         name: VolumeName,
         trigger: Trigger,
+    ) -> Result<Enqueued, SchedulerError> {
+        self.enqueue_with(name, trigger, true).await
+    }
+
+    /// Enqueues one volume; with `ask_source`, a volume not known yet is
+    /// looked up in the source (otherwise it is not found).
+    async fn enqueue_with(
+        self: &Arc<Self>,
+        name: VolumeName,
+        trigger: Trigger,
+        ask_source: bool,
     ) -> Result<Enqueued, SchedulerError> {
         if self.source.is_skipped(&name) {
             return Err(SchedulerError::Forbidden(name));
@@ -666,6 +743,9 @@ impl Inner {
             let repo = &this.repo;
             let known = matches!(repo.volume(&name)?, Some(volume) if volume.removed_at.is_none());
             if !known {
+                if !ask_source {
+                    return Err(SchedulerError::VolumeNotFound(name));
+                }
                 // Perhaps created since the last reconcile: ask the source.
                 let found = this.source.volumes()?.into_iter().find(|v| v.name == name);
                 match found {
@@ -701,10 +781,59 @@ impl Inner {
         Ok(enqueued)
     }
 
+    /// Handles a burst of events in order. The `create` events of volumes not
+    /// known yet share one listing of the source.
+    async fn on_events(self: &Arc<Self>, events: Vec<SourceEvent>) {
+        let created: Vec<VolumeName> = events
+            .iter()
+            .filter_map(|event| match event {
+                SourceEvent::VolumeCreated(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        if !created.is_empty() {
+            self.learn_volumes(created).await;
+        }
+        for event in events {
+            self.on_event(event).await;
+        }
+    }
+
+    /// Inserts the volumes among `names` that are not known yet, from one
+    /// listing of the source.
+    async fn learn_volumes(self: &Arc<Self>, names: Vec<VolumeName>) {
+        let this = Arc::clone(self);
+        let now = self.clock.now();
+        let learned = blocking(move || -> Result<(), SchedulerError> {
+            let mut unknown = HashSet::new();
+            for name in names {
+                let known = matches!(this.repo.volume(&name)?, Some(v) if v.removed_at.is_none());
+                if !known && !this.source.is_skipped(&name) {
+                    unknown.insert(name);
+                }
+            }
+            if unknown.is_empty() {
+                return Ok(());
+            }
+            for volume in this.source.volumes()? {
+                if unknown.contains(&volume.name) {
+                    this.repo.upsert_volume(&volume, now)?;
+                }
+            }
+            this.touched();
+            Ok(())
+        })
+        .await;
+        if let Ok(Err(err)) = learned {
+            tracing::warn!(error = %error_chain(&err), "could not look up newly created volumes");
+        }
+    }
+
+    /// Handles one event; a created volume must be known by now (`learn_volumes`).
     async fn on_event(self: &Arc<Self>, event: SourceEvent) {
         match event {
             SourceEvent::VolumeCreated(name) => {
-                match self.enqueue(name.clone(), Trigger::Event).await {
+                match self.enqueue_with(name.clone(), Trigger::Event, false).await {
                     Ok(enqueued) => {
                         tracing::info!(volume = %name, scan_id = %enqueued.run.scan_id, "new volume queued for a scan")
                     }
@@ -715,6 +844,7 @@ impl Inner {
             }
             SourceEvent::VolumeDestroyed(name) => {
                 let (repo, now) = (Arc::clone(&self.repo), self.clock.now());
+                self.series.remove(&name);
                 let removed =
                     blocking(move || repo.mark_volume_removed(&name, now).map(|r| (name, r))).await;
                 self.touched();
@@ -732,7 +862,7 @@ impl Inner {
             running: state.running,
             last_run_at: state.last_run_at,
             next_run_at: state.next_run_at,
-            active_scans: lock(&self.running_scans).len() as u64,
+            active_scans: self.running.len() as u64,
             queue_depth: self.queue_depth.load(Ordering::Relaxed),
             queue_capacity: self.capacity,
             worker_count: self.options.concurrency as u64,
@@ -748,26 +878,26 @@ async fn worker(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         if Inner::is_stopping(&stop) {
             return;
         }
-        let (repo, now) = (Arc::clone(&inner.repo), inner.clock.now());
-        let claimed = blocking(move || repo.claim_next(now)).await;
+        let (this, now) = (Arc::clone(&inner), inner.clock.now());
+        // The claim and the registration happen together on the blocking
+        // thread, so a claimed run is registered even if this task is aborted.
+        let claimed = blocking(move || -> Result<Option<(ScanRun, CancelToken)>, RepoError> {
+            let Some(claim) = this.running.begin_claim() else { return Ok(None) };
+            let run = this.repo.claim_next(now)?;
+            Ok(run.map(|run| {
+                let token = this.running.register(claim, run.scan_id);
+                (run, token)
+            }))
+        })
+        .await;
         match claimed {
-            Ok(Ok(Some(run))) => {
-                // No await between the claim and the registration, so a forced
-                // stop always finds this run in `running_scans`.
-                let token = inner.register(run.scan_id);
-                if Inner::is_stopping(&stop) {
-                    token.cancel(CancelReason::Shutdown);
-                }
-                inner
-                    .queue_depth
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
-                        Some(d.saturating_sub(1))
-                    })
-                    .ok();
+            Ok(Ok(Some((run, token)))) => {
+                metrics::active(inner.running.len(), inner.options.concurrency);
+                inner.depth_changed.notify_one();
                 inner.execute(run, token, &stop).await;
                 continue;
             }
-            Ok(Ok(None)) => inner.refresh_depth().await,
+            Ok(Ok(None)) => {}
             Ok(Err(err)) => {
                 tracing::warn!(error = %error_chain(&err), "failed to claim a scan run")
             }
@@ -781,8 +911,26 @@ async fn worker(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Keeps `queue_depth` (and its gauge) in step with the table: counted after
+/// every change this process makes and at least every `DEPTH_REFRESH`, so
+/// claims, retries and other writers show within a second.
+async fn track_depth(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = inner.refresh_depth() => {}
+            _ = stop.changed() => return,
+        }
+        tokio::select! {
+            () = inner.depth_changed.notified() => {}
+            () = tokio::time::sleep(DEPTH_REFRESH) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 async fn periodic(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
-    let mut next = tokio::time::Instant::now() + inner.options.first_run_delay;
+    let mut next = Instant::now() + inner.options.first_run_delay;
+    let mut retry: Option<Duration> = None;
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(next) => {}
@@ -791,33 +939,69 @@ async fn periodic(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         if Inner::is_stopping(&stop) {
             return;
         }
-        if inner.options.periodic {
-            match inner.batch(Trigger::Schedule).await {
-                Ok(_) => {}
-                Err(SchedulerError::RateLimited { retry_after }) => {
-                    tracing::info!(
-                        ?retry_after,
-                        "periodic run skipped: a bulk run started within the cooldown"
-                    );
-                }
-                Err(err) => tracing::warn!(error = %error_chain(&err), "periodic run failed"),
+        // Raced against the stop: a source or database that hangs must not
+        // hold up shutdown (what was written so far is consistent).
+        let ok = tokio::select! {
+            ok = periodic_pass(&inner) => ok,
+            _ = stop.changed() => return,
+        };
+        let wait = if ok {
+            retry = None;
+            inner.options.interval
+        } else {
+            let delay = policy::periodic_retry_delay(retry, inner.options.interval);
+            tracing::info!(retry_in = ?delay, "the periodic run will be tried again");
+            retry = Some(delay);
+            delay
+        };
+        next = Instant::now() + wait;
+        let mut state = lock(&inner.state);
+        state.next_run_at = inner.options.periodic.then(|| inner.clock.now() + wait);
+        state.next_run_due = inner.options.periodic.then_some(next);
+    }
+}
+
+/// One periodic pass: a batch of every volume, or a reconcile when periodic
+/// scans are off. Returns whether it succeeded.
+async fn periodic_pass(inner: &Arc<Inner>) -> bool {
+    if !inner.options.periodic {
+        return match inner.reconcile().await {
+            Ok(_) => true,
+            Err(err) => {
+                tracing::warn!(error = %error_chain(&err), "reconcile failed");
+                false
             }
-        } else if let Err(err) = inner.reconcile().await {
-            tracing::warn!(error = %error_chain(&err), "reconcile failed");
+        };
+    }
+    match inner.batch(Trigger::Schedule).await {
+        Ok(_) => true,
+        Err(SchedulerError::RateLimited { retry_after }) => {
+            tracing::info!(?retry_after, "periodic run skipped: a bulk run started within the cooldown");
+            true
         }
-        next = tokio::time::Instant::now() + inner.options.interval;
-        let next_at = inner.options.periodic.then(|| inner.clock.now() + inner.options.interval);
-        lock(&inner.state).next_run_at = next_at;
+        Err(err) => {
+            tracing::warn!(error = %error_chain(&err), "periodic run failed");
+            false
+        }
     }
 }
 
 async fn follow_events(inner: Arc<Inner>, stop: watch::Receiver<bool>, watch_stop: CancelToken) {
-    let (sender, mut receiver) = mpsc::unbounded_channel();
+    // Bounded: when the consumer falls behind, the stream waits for it.
+    let (sender, mut receiver) = mpsc::channel(EVENT_BUFFER);
     let consumer = {
         let inner = Arc::clone(&inner);
         tokio::spawn(async move {
-            while let Some(event) = receiver.recv().await {
-                inner.on_event(event).await;
+            while let Some(first) = receiver.recv().await {
+                tokio::time::sleep(EVENT_COALESCE).await;
+                let mut events = vec![first];
+                while events.len() < EVENT_BUFFER {
+                    match receiver.try_recv() {
+                        Ok(event) => events.push(event),
+                        Err(_) => break,
+                    }
+                }
+                inner.on_events(events).await;
             }
         })
     };
@@ -831,7 +1015,9 @@ async fn follow_events(inner: Arc<Inner>, stop: watch::Receiver<bool>, watch_sto
         let started = tokio::time::Instant::now();
         let mut watching = tokio::task::spawn_blocking(move || {
             source.watch(&token, &mut |event| {
-                let _ = sender.send(event);
+                // On a blocking thread, so waiting for room is allowed; it fails
+                // only once the consumer is gone, when the event no longer matters.
+                let _ = sender.blocking_send(event);
             })
         });
         // While the new stream runs, catch up on what was missed. The stream
@@ -901,24 +1087,53 @@ async fn retention(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         if Inner::is_stopping(&stop) {
             return;
         }
-        let (repo, now) = (Arc::clone(&inner.repo), inner.clock.now());
-        let ttl = options.ttl;
-        let batch = options.batch;
-        let purged = blocking(move || -> Result<(u64, u64), RepoError> {
-            let cutoff = now - ttl;
-            Ok((repo.purge_stats_before(cutoff, batch)?, repo.purge_runs_before(cutoff, batch)?))
-        })
-        .await;
+        let cutoff = inner.clock.now() - options.ttl;
+        // One batch per blocking call, raced against the stop, so a long purge
+        // never holds up shutdown.
+        let purged = tokio::select! {
+            purged = purge(&inner, cutoff, options.batch) => purged,
+            _ = stop.changed() => return,
+        };
         match purged {
-            Ok(Ok((stats, runs))) => {
+            Ok((stats, runs)) => {
                 inner.touched();
+                let this = Arc::clone(&inner);
+                if let Ok(Err(err)) = blocking(move || this.reload_series()).await {
+                    tracing::warn!(error = %error_chain(&err), "failed to reload the volume series");
+                }
                 tracing::info!(stats, runs, "retention pass done");
             }
-            Ok(Err(err)) => tracing::warn!(error = %error_chain(&err), "retention pass failed"),
-            Err(_) => return,
+            Err(err) => tracing::warn!(error = %error_chain(&err), "retention pass failed"),
         }
         wait = options.interval;
     }
+}
+
+/// Deletes stats and finished runs older than `cutoff`, one batch at a time.
+async fn purge(inner: &Arc<Inner>, cutoff: Timestamp, batch: u32) -> Result<(u64, u64), SchedulerError> {
+    let mut totals = (0, 0);
+    for stats in [true, false] {
+        loop {
+            let repo = Arc::clone(&inner.repo);
+            let deleted = blocking(move || {
+                if stats {
+                    repo.purge_stats_before(cutoff, batch)
+                } else {
+                    repo.purge_runs_before(cutoff, batch)
+                }
+            })
+            .await??;
+            if stats {
+                totals.0 += deleted;
+            } else {
+                totals.1 += deleted;
+            }
+            if deleted < u64::from(batch.max(1)) {
+                break;
+            }
+        }
+    }
+    Ok(totals)
 }
 
 impl SchedulerHandle {
@@ -935,6 +1150,8 @@ impl SchedulerHandle {
     }
 
     /// Cancels a run: a queued one at once, a running one within a second.
+    /// A run that finished first, even while the cancel waited for it, is
+    /// `ScanFinished`.
     pub async fn cancel(&self, scan_id: ScanId) -> Result<ScanRun, SchedulerError> {
         let inner = &self.inner;
         let repo = Arc::clone(&inner.repo);
@@ -944,32 +1161,32 @@ impl SchedulerHandle {
         if run.status.is_final() {
             return Err(SchedulerError::ScanFinished { scan_id, status: run.status });
         }
-        let running = lock(&inner.running_scans)
-            .get(&scan_id)
-            .map(|scan| (scan.token.clone(), Arc::clone(&scan.settled)));
-        if let Some((token, settled)) = running {
-            let settled = settled.notified();
+        // Either a worker here measures it, or a worker that registers it
+        // later finds the mark and never starts the scan.
+        if let Lookup::Live(scan) = inner.running.lookup_or_mark(scan_id, CancelReason::User) {
+            let settled = scan.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
-            token.cancel(CancelReason::User);
-            // The worker writes `canceled` itself, normally within milliseconds.
-            if tokio::time::timeout(Duration::from_secs(1), settled).await.is_ok() {
+            scan.token.cancel(CancelReason::User);
+            // The worker writes the outcome itself, normally within milliseconds.
+            if tokio::time::timeout(CANCEL_WAIT, settled).await.is_ok() {
                 let repo = Arc::clone(&inner.repo);
                 if let Some(run) = blocking(move || repo.run(scan_id)).await??
                     && run.status.is_final()
                 {
-                    return Ok(run);
+                    return match run.status {
+                        ScanStatus::Canceled => Ok(run),
+                        status => Err(SchedulerError::ScanFinished { scan_id, status }),
+                    };
                 }
             }
         }
-        // Queued, or running without a worker here that answers: settle it directly.
+        // Queued, being claimed, or running without a worker here that
+        // answers: settle it directly.
         let (repo, now) = (Arc::clone(&inner.repo), inner.clock.now());
         match blocking(move || repo.record_outcome(scan_id, RunOutcome::Canceled, now)).await? {
             Ok(run) => {
                 inner.after_outcome(&RunOutcome::Canceled, &run);
-                if run.status == ScanStatus::Canceled {
-                    inner.refresh_depth().await;
-                }
                 Ok(run)
             }
             Err(RepoError::Transition { source, .. }) => {
@@ -989,13 +1206,10 @@ impl SchedulerHandle {
         let inner = &self.inner;
         let status = inner.status();
         let recent: Vec<ScanStatus> = lock(&inner.recent).iter().copied().collect();
-        policy::health(
-            &status,
-            &recent,
-            inner.options.periodic,
-            inner.options.interval,
-            inner.clock.now(),
-        )
+        let overdue = lock(&inner.state)
+            .next_run_due
+            .map(|due| Instant::now().saturating_duration_since(due));
+        policy::health(&status, &recent, inner.options.periodic, inner.options.interval, overdue)
     }
 
     /// A number that changes whenever the scheduler writes volumes or stats;
@@ -1022,10 +1236,26 @@ impl SchedulerHandle {
         Arc::clone(&self.inner.source)
     }
 
-    /// Starts again after `stop`; does nothing when running.
-    pub fn start(&self) {
-        if !lock(&self.inner.state).running {
-            self.inner.spawn_tasks();
+    /// Appends the per-volume series (`volscan_volume_*{volume}`) in the
+    /// Prometheus text format: the latest completed scan of every volume that
+    /// is still present, and only the fields that scan measured.
+    pub fn render_volume_metrics(&self, out: &mut String) {
+        self.inner.series.render(out);
+    }
+
+    /// Volumes with per-volume series now.
+    pub fn volume_series_count(&self) -> usize {
+        self.inner.series.len()
+    }
+
+    /// Starts again after `stop`; does nothing when running. Waits for a stop
+    /// in progress to finish, and two calls at once start one set of tasks.
+    pub async fn start(&self) {
+        let inner = &self.inner;
+        let _lifecycle = inner.lifecycle.lock().await;
+        let mut state = lock(&inner.state);
+        if !state.running {
+            inner.spawn_tasks(&mut state);
         }
     }
 
@@ -1035,6 +1265,7 @@ impl SchedulerHandle {
     /// scan timeout: runs whose scans do not stop in time are requeued here.
     pub async fn stop(&self) {
         let inner = &self.inner;
+        let _lifecycle = inner.lifecycle.lock().await;
         let Some(tasks) = self.signal_stop() else { return };
         let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
         let joined = tokio::time::timeout(inner.options.shutdown_grace, async {
@@ -1050,23 +1281,29 @@ impl SchedulerHandle {
             for abort in aborts {
                 abort.abort();
             }
-            let stuck: Vec<ScanId> = lock(&inner.running_scans).drain().map(|(id, _)| id).collect();
-            for scan_id in stuck {
+            // A claim on its blocking thread registers its run when it returns;
+            // wait for those, so that none is missed below.
+            let settle = Instant::now() + CLAIM_SETTLE;
+            while inner.running.claims_in_flight() > 0 && Instant::now() < settle {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            for scan_id in inner.running.drain() {
                 let (repo, now) = (Arc::clone(&inner.repo), inner.clock.now());
                 let _ =
                     blocking(move || repo.record_outcome(scan_id, RunOutcome::Requeue, now)).await;
             }
         }
-        metrics::active(0, inner.options.concurrency);
+        metrics::active(inner.running.len(), inner.options.concurrency);
         inner.refresh_depth().await;
         tracing::info!("scheduler stopped");
     }
 
     /// The first half of `stop`, without waiting: tells every task to stop,
-    /// cancels running scans (their runs go back to `queued`) and ends the
-    /// source's event watch. Returns the tasks to wait for, or `None` when
-    /// already stopped. Call it (or `stop`) before dropping the runtime: the
-    /// event watch runs on a blocking thread that the runtime waits for.
+    /// cancels running scans (their runs go back to `queued`), claims no new
+    /// run, and ends the source's event watch. Returns the tasks to wait for,
+    /// or `None` when already stopped. Call it (or `stop`) before dropping the
+    /// runtime: the event watch runs on a blocking thread that the runtime
+    /// waits for.
     pub fn signal_stop(&self) -> Option<Vec<JoinHandle<()>>> {
         let inner = &self.inner;
         let (stop, watch_stop, tasks) = {
@@ -1076,16 +1313,15 @@ impl SchedulerHandle {
             }
             state.running = false;
             state.next_run_at = None;
+            state.next_run_due = None;
             (state.stop.take(), state.watch_stop.take(), std::mem::take(&mut state.tasks))
         };
+        inner.running.stop_all(CancelReason::Shutdown);
         if let Some(stop) = &stop {
             let _ = stop.send(true);
         }
         if let Some(watch_stop) = watch_stop {
             watch_stop.cancel(CancelReason::Shutdown);
-        }
-        for scan in lock(&inner.running_scans).values() {
-            scan.token.cancel(CancelReason::Shutdown);
         }
         Some(tasks)
     }

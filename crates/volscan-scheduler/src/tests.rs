@@ -454,7 +454,7 @@ async fn stop_puts_running_scans_back_in_the_queue_and_start_resumes_them() {
     let status = h.handle.status();
     assert!(!status.running);
     assert_eq!((status.active_scans, status.next_run_at), (0, None));
-    h.handle.start();
+    h.handle.start().await;
     assert!(h.handle.status().running);
     let done = h.until_status(run.scan_id, ScanStatus::Completed).await;
     assert_eq!(done.attempt, 1);
