@@ -49,7 +49,10 @@ async fn api(
     let repo = DieselRepository::connect(&db.sqlite_url(), 4).unwrap();
     repo.migrate().unwrap();
     let repo: Arc<dyn Repository> = Arc::new(repo);
-    let engines = EngineChain::new(vec![volscan_scan::engine(ScanMethod::Native)]);
+    let engines = EngineChain::new(vec![volscan_scan::engine(
+        ScanMethod::Native,
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )]);
     let options =
         SchedulerOptions { periodic: false, retention: None, ..SchedulerOptions::default() };
     let scheduler = SchedulerBuilder::new(
@@ -306,6 +309,27 @@ async fn every_post_needs_the_token_and_bad_input_gets_a_4xx_error_body() {
         let (status, body, _) = api.send(request).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{payload:?}: {body}");
     }
+    api.scheduler.stop().await;
+}
+
+#[actix_web::test]
+async fn wrong_tokens_count_toward_the_rate_limit() {
+    let api = api(4).await; // A burst of 2, then one every 15 s.
+    let mut answers = Vec::new();
+    for _ in 0..12 {
+        let (status, body, retry_after) =
+            api.call(Method::POST, "/api/v1/volumes/gamma/scan", Some("wrong-token")).await;
+        answers.push(status.as_u16());
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_error(status, &body, 429, "rate_limited");
+            assert!(retry_after.is_some(), "429 without Retry-After");
+        }
+    }
+    assert_eq!(answers[..2], [401, 401], "{answers:?}");
+    assert!(answers[2..].iter().all(|status| *status == 429), "{answers:?}");
+    // The right token from the same peer waits its turn as well.
+    let (status, body, _) = api.post("/api/v1/volumes/gamma/scan").await;
+    assert_error(status, &body, 429, "rate_limited");
     api.scheduler.stop().await;
 }
 

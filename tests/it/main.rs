@@ -13,6 +13,7 @@ mod crash;
 mod e2e;
 mod engines;
 mod fuzz;
+mod guarantees;
 mod health;
 mod hostile;
 mod hung_tool;

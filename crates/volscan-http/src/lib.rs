@@ -13,7 +13,6 @@ mod json;
 mod openapi;
 mod routes;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -149,9 +148,12 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
 /// Binds the API on `bind`. The server does not watch signals: the caller
 /// stops it through the returned server's handle, so that it can shut the
 /// scheduler down at the same time.
-pub fn server(bind: SocketAddr, state: AppState) -> std::io::Result<actix_web::dev::Server> {
+pub fn server(
+    listener: std::net::TcpListener,
+    state: AppState,
+) -> std::io::Result<actix_web::dev::Server> {
     Ok(HttpServer::new(move || App::new().configure(configure(state.clone())))
-        .bind(bind)?
+        .listen(listener)?
         .disable_signals()
         .shutdown_timeout(2)
         .run())

@@ -32,13 +32,15 @@ fn volume_name(raw: &str) -> Result<VolumeName, ApiError> {
     VolumeName::new(raw).map_err(|err| ApiError::InvalidVolumeName(err.to_string()))
 }
 
-/// Token, declared body size, rate limit and then the body itself, in that
-/// order, for every writing endpoint.
+/// Rate limit, token, declared body size and then the body itself, in that
+/// order, for every writing endpoint. The limit comes first so that every
+/// request counts, a wrong token too: guessing tokens is throttled.
 async fn guard_write(
     request: &HttpRequest,
     state: &AppState,
     payload: web::Payload,
 ) -> Result<(), ApiError> {
+    rate_limit(request, &state.limiter)?;
     authorize(request, state.auth_token.as_deref())?;
     let declared = request
         .headers()
@@ -48,7 +50,6 @@ async fn guard_write(
     if declared.is_some_and(|length| length > crate::MAX_BODY_BYTES) {
         return Err(ApiError::PayloadTooLarge(crate::MAX_BODY_BYTES));
     }
-    rate_limit(request, &state.limiter)?;
     check_body(payload).await
 }
 

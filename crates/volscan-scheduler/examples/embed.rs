@@ -31,7 +31,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     repo.migrate()?;
     let repo: Arc<dyn Repository> = Arc::new(repo);
 
-    let engines = EngineChain::new(vec![volscan_scan::engine(ScanMethod::Native)]);
+    let engines = EngineChain::new(vec![volscan_scan::engine(
+        ScanMethod::Native,
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )]);
     let options = SchedulerOptions { periodic: false, ..SchedulerOptions::default() };
     let scheduler = SchedulerBuilder::new(source, engines, repo.clone(), options).start().await?;
 

@@ -55,7 +55,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     repo.migrate()?;
     let repo: Arc<dyn Repository> = Arc::new(repo);
     let timed = Arc::new(Timed {
-        engine: volscan_scan::engine(ScanMethod::Native),
+        engine: volscan_scan::engine(
+            ScanMethod::Native,
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ),
         nanos: AtomicU64::new(0),
     });
     let engines = EngineChain::new(vec![timed.clone() as Arc<dyn ScanEngine>]);

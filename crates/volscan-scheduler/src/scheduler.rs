@@ -1189,6 +1189,13 @@ impl SchedulerHandle {
                 inner.after_outcome(&RunOutcome::Canceled, &run);
                 Ok(run)
             }
+            // The worker that registered the run after our mark canceled it first.
+            Err(RepoError::Transition { source, .. }) if source.from == ScanStatus::Canceled => {
+                let repo = Arc::clone(&inner.repo);
+                blocking(move || repo.run(scan_id))
+                    .await??
+                    .ok_or(SchedulerError::ScanNotFound(scan_id))
+            }
             Err(RepoError::Transition { source, .. }) => {
                 Err(SchedulerError::ScanFinished { scan_id, status: source.from })
             }

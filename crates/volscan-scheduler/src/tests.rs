@@ -32,6 +32,8 @@ enum Behaviour {
     Measure(u64),
     Fail,
     BlockUntilCanceled,
+    /// Ignores the cancel for this long (real time), then stops.
+    Stubborn(Duration),
 }
 
 /// An engine that follows a script, then its default behaviour.
@@ -42,30 +44,69 @@ struct FakeEngine {
     default: Behaviour,
     calls: AtomicUsize,
     started: Notify,
+    /// Scans running now, per root.
+    active: Mutex<BTreeMap<PathBuf, usize>>,
+    /// Times a scan started while another of the same root ran.
+    overlaps: AtomicUsize,
+    /// The method it reports.
+    method: ScanMethod,
 }
 
 impl FakeEngine {
     fn new(default: Behaviour) -> Arc<Self> {
+        Self::reporting(default, ScanMethod::Native)
+    }
+
+    fn reporting(default: Behaviour, method: ScanMethod) -> Arc<Self> {
         Arc::new(FakeEngine {
             closed: AtomicBool::new(false),
             script: Mutex::new(VecDeque::new()),
             default,
             calls: AtomicUsize::new(0),
             started: Notify::new(),
+            active: Mutex::new(BTreeMap::new()),
+            overlaps: AtomicUsize::new(0),
+            method,
         })
+    }
+
+    /// Scans running now, over every root.
+    fn running(&self) -> usize {
+        self.active.lock().unwrap().values().sum()
+    }
+}
+
+/// Counts a scan as running while it lives.
+struct ActiveScan<'a> {
+    engine: &'a FakeEngine,
+    root: PathBuf,
+}
+
+impl Drop for ActiveScan<'_> {
+    fn drop(&mut self) {
+        *self.engine.active.lock().unwrap().get_mut(&self.root).unwrap() -= 1;
     }
 }
 
 impl ScanEngine for FakeEngine {
     fn method(&self) -> ScanMethod {
-        ScanMethod::Native
+        self.method
     }
 
     fn availability(&self, _root: &Path) -> Result<(), ScanError> {
         Ok(())
     }
 
-    fn scan(&self, _root: &Path, context: &ScanContext<'_>) -> Result<Usage, ScanError> {
+    fn scan(&self, root: &Path, context: &ScanContext<'_>) -> Result<Usage, ScanError> {
+        {
+            let mut active = self.active.lock().unwrap();
+            let count = active.entry(root.to_path_buf()).or_default();
+            if *count > 0 {
+                self.overlaps.fetch_add(1, Ordering::SeqCst);
+            }
+            *count += 1;
+        }
+        let _active = ActiveScan { engine: self, root: root.to_path_buf() };
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.started.notify_one();
         let behaviour = self.script.lock().unwrap().pop_front().unwrap_or(self.default);
@@ -92,6 +133,12 @@ impl ScanEngine for FakeEngine {
                 (context.progress)(1);
                 std::thread::sleep(Duration::from_millis(2));
             },
+            Behaviour::Stubborn(time) => {
+                std::thread::sleep(time);
+                Err(ScanError::Canceled(
+                    context.cancel.reason().unwrap_or(volscan_domain::CancelReason::Shutdown),
+                ))
+            }
         }
     }
 }
@@ -109,6 +156,8 @@ struct FakeSource {
     stream_down: AtomicBool,
     /// Calls of `watch` so far.
     watch_calls: AtomicUsize,
+    /// Calls of `volumes` so far.
+    list_calls: AtomicUsize,
 }
 
 impl FakeSource {
@@ -121,6 +170,7 @@ impl FakeSource {
             events: Mutex::new(VecDeque::new()),
             stream_down: AtomicBool::new(false),
             watch_calls: AtomicUsize::new(0),
+            list_calls: AtomicUsize::new(0),
             root,
         };
         for name in names {
@@ -157,6 +207,7 @@ impl VolumeSource for FakeSource {
     }
 
     fn volumes(&self) -> Result<Vec<DiscoveredVolume>, SourceError> {
+        self.list_calls.fetch_add(1, Ordering::SeqCst);
         Ok(self
             .volumes
             .lock()
@@ -343,6 +394,10 @@ async fn a_full_queue_refuses_manual_triggers_and_bulk_reports_what_it_skipped()
     assert!(h.handle.scan_volume(name("vol000")).await.unwrap().deduplicated);
     assert_eq!(h.handle.status().queue_depth, 100);
     assert_eq!(h.handle.health().status, HealthState::Stopped);
+    // Another bulk run on the full queue: the queued volumes are not skipped.
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let again = h.handle.scan_all().await.unwrap();
+    assert_eq!((again.count, again.skipped, again.deduplicated), (0, 5, 100));
 }
 
 #[tokio::test(start_paused = true)]
@@ -651,5 +706,242 @@ async fn retention_deletes_old_rows() {
     })
     .await;
     h.until("and the old runs", |h| h.repo.count_runs(&RunFilter::default()).unwrap() == 0).await;
+    h.handle.stop().await;
+}
+
+/// Cancels a fresh run of one volume again and again, the cancel landing
+/// before, during and after a worker's claim: every cancel answers
+/// `canceled`, the scan stops within a second, and no two scans of the
+/// volume ever run at once.
+async fn cancel_races_the_claim(db: TempDir, repo: Arc<DieselRepository>) {
+    let engine = FakeEngine::new(Behaviour::BlockUntilCanceled);
+    let options =
+        SchedulerOptions { concurrency: 2, poll_interval: Duration::from_millis(2), ..options() };
+    let h = harness_on(db, repo, &["race"], engine.clone(), options).await;
+    for i in 0..300u64 {
+        let run = h.scan("race").await;
+        match i % 4 {
+            0 => {}
+            1 => tokio::task::yield_now().await,
+            _ => tokio::time::sleep(Duration::from_micros(150 * (i % 16))).await,
+        }
+        let canceled = h.handle.cancel(run.scan_id).await.unwrap();
+        assert_eq!(canceled.status, ScanStatus::Canceled, "iteration {i}");
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while engine.running() > 0 {
+            assert!(Instant::now() < deadline, "iteration {i}: the scan still runs after 1 s");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(h.run(run.scan_id).status, ScanStatus::Canceled, "iteration {i}");
+    }
+    assert_eq!(engine.overlaps.load(Ordering::SeqCst), 0, "two scans of one volume at once");
+    assert!(engine.calls.load(Ordering::SeqCst) > 0, "no cancel ever met a running scan");
+    h.handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_races_the_claim_on_sqlite() {
+    let db = TempDir::new("sched-race");
+    let repo = Arc::new(DieselRepository::connect(&db.sqlite_url(), 4).unwrap());
+    repo.migrate().unwrap();
+    cancel_races_the_claim(db, repo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_races_the_claim_on_postgres() {
+    let pg = volscan_testing::PgDatabase::create();
+    let repo = Arc::new(DieselRepository::connect(pg.url(), 4).unwrap());
+    repo.migrate().unwrap();
+    cancel_races_the_claim(TempDir::new("sched-race-pg"), repo).await;
+    drop(pg);
+}
+
+/// Runs `running` in the table, and whether each has a live scan here.
+fn running_rows(h: &Harness) -> usize {
+    let filter = RunFilter { status: Some(ScanStatus::Running), ..RunFilter::default() };
+    h.repo.count_runs(&filter).unwrap() as usize
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stop_and_start_in_any_order_leave_no_orphan_and_one_set_of_workers() {
+    let names: Vec<String> = (0..12).map(|i| format!("ss{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let engine = FakeEngine::new(Behaviour::BlockUntilCanceled);
+    let options = SchedulerOptions {
+        concurrency: 2,
+        poll_interval: Duration::from_millis(5),
+        shutdown_grace: Duration::from_millis(100),
+        ..options()
+    };
+    let h = harness(&refs, engine.clone(), options).await;
+    h.handle.scan_all().await.unwrap();
+    for i in 0..30 {
+        // Some stops outlast the grace period: their scans ignore the cancel.
+        if i % 5 == 4 {
+            let mut script = engine.script.lock().unwrap();
+            script.push_back(Behaviour::Stubborn(Duration::from_millis(200)));
+            script.push_back(Behaviour::Stubborn(Duration::from_millis(200)));
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while engine.running() < 2 {
+            assert!(Instant::now() < deadline, "round {i}: the workers did not start scans");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        match i % 3 {
+            0 => h.handle.stop().await,
+            1 => {
+                tokio::join!(h.handle.stop(), h.handle.start());
+                h.handle.stop().await;
+            }
+            _ => {
+                tokio::join!(h.handle.stop(), h.handle.stop());
+            }
+        }
+        assert!(!h.handle.status().running, "round {i}");
+        assert_eq!(running_rows(&h), 0, "round {i}: a run stayed running after the stop");
+        // A scan that ignored the cancel ends by itself before the next start
+        // (real engines stop when canceled).
+        while engine.running() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::join!(h.handle.start(), h.handle.start());
+        // One set of workers: never more than two scans at once.
+        for _ in 0..10 {
+            assert!(engine.running() <= 2, "round {i}: {} scans at once", engine.running());
+            assert!(running_rows(&h) <= 2, "round {i}");
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    }
+    // Stubborn scans may still be finishing; none of them may overlap a new one.
+    assert_eq!(engine.overlaps.load(Ordering::SeqCst), 0);
+    h.handle.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_create_events_costs_a_few_listings_not_one_each() {
+    let options = SchedulerOptions { concurrency: 50, ..options() };
+    let h = harness(&[], FakeEngine::new(Behaviour::Measure(1)), options).await;
+    let before = h.source.list_calls.load(Ordering::SeqCst);
+    for i in 0..500 {
+        let name = format!("burst{i:03}");
+        h.source.add(&name);
+        h.source.emit(SourceEvent::VolumeCreated(self::name(&name)));
+    }
+    h.until("500 event runs", |h| h.repo.count_runs(&RunFilter::default()).unwrap() == 500).await;
+    let runs = h.repo.runs(&RunFilter { limit: Some(1000), ..RunFilter::default() }).unwrap();
+    assert!(runs.iter().all(|run| run.trigger == Trigger::Event));
+    let listings = h.source.list_calls.load(Ordering::SeqCst) - before;
+    assert!(listings <= 10, "{listings} listings for 500 created volumes");
+    h.handle.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn volume_churn_leaves_the_per_volume_series_where_they_started() {
+    let options = SchedulerOptions { concurrency: 50, ..options() };
+    let h = harness(&["keep"], FakeEngine::new(Behaviour::Measure(4096)), options).await;
+    let kept = h.scan("keep").await;
+    h.until_status(kept.scan_id, ScanStatus::Completed).await;
+    let mut baseline = String::new();
+    h.handle.render_volume_metrics(&mut baseline);
+    assert!(baseline.contains("volume=\"keep\""), "{baseline}");
+    let completed = RunFilter { status: Some(ScanStatus::Completed), ..RunFilter::default() };
+    let mut done = 1;
+    for round in 0..10 {
+        let names: Vec<String> = (0..500).map(|i| format!("churn{round}-{i:03}")).collect();
+        for name in &names {
+            h.source.add(name);
+            h.source.emit(SourceEvent::VolumeCreated(self::name(name)));
+        }
+        done += 500;
+        h.until("the round's scans", |h| h.repo.count_runs(&completed).unwrap() == done).await;
+        h.until("the round's series", |h| h.handle.volume_series_count() == 501).await;
+        for name in &names {
+            h.source.remove(name);
+            h.source.emit(SourceEvent::VolumeDestroyed(self::name(name)));
+        }
+        h.until("the round's series gone", |h| h.handle.volume_series_count() == 1).await;
+    }
+    let mut after = String::new();
+    h.handle.render_volume_metrics(&mut after);
+    assert_eq!(after.len(), baseline.len(), "{after}");
+    h.handle.stop().await;
+}
+
+/// Wall time that can be stepped, on top of tokio's clock.
+struct SteppedClock {
+    inner: TokioClock,
+    offset: Mutex<time::Duration>,
+}
+
+impl crate::Clock for SteppedClock {
+    fn now(&self) -> volscan_domain::Timestamp {
+        self.inner.now() + *self.offset.lock().unwrap()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wall_clock_stepping_back_does_not_block_bulk_scans() {
+    let db = TempDir::new("sched-db");
+    let repo = Arc::new(DieselRepository::connect(&db.sqlite_url(), 4).unwrap());
+    repo.migrate().unwrap();
+    let source = FakeSource::new(&["aa"]);
+    for volume in source.volumes().unwrap() {
+        repo.upsert_volume(&volume, T0).unwrap();
+    }
+    let clock = Arc::new(SteppedClock {
+        inner: TokioClock::starting_at(T0),
+        offset: Mutex::new(time::Duration::ZERO),
+    });
+    let engine = FakeEngine::new(Behaviour::Measure(1));
+    let chain = EngineChain::new(vec![engine.clone() as Arc<dyn ScanEngine>]);
+    let handle = SchedulerBuilder::new(source.clone(), chain, repo.clone(), options())
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
+    handle.scan_all().await.unwrap();
+    *clock.offset.lock().unwrap() = -time::Duration::hours(1);
+    tokio::time::advance(Duration::from_secs(61)).await;
+    handle.scan_all().await.expect("the cooldown counts real elapsed time");
+    handle.stop().await;
+    engine.closed.store(true, Ordering::SeqCst);
+    source.closed.store(true, Ordering::SeqCst);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_external_tool_reports_elapsed_time_against_the_estimate() {
+    // du-like: no entry counts, so progress is elapsed time over the estimate.
+    let engine = FakeEngine::reporting(Behaviour::BlockUntilCanceled, ScanMethod::Du);
+    let h = harness(&["tool"], engine.clone(), options()).await;
+    // An earlier scan that took 10 s gives the estimate.
+    h.handle.stop().await;
+    let earlier = h
+        .repo
+        .enqueue(volscan_domain::NewScanRun {
+            scan_id: ScanId::new(),
+            volume: name("tool"),
+            batch_id: None,
+            trigger: Trigger::Manual,
+            queued_at: T0,
+        })
+        .unwrap()
+        .run;
+    h.repo.claim_next(T0).unwrap().unwrap();
+    let outcome = volscan_domain::RunOutcome::Completed {
+        usage: Usage { size_bytes: 1, ..Usage::default() },
+        method: ScanMethod::Du,
+        duration: Duration::from_secs(10),
+    };
+    h.repo.record_outcome(earlier.scan_id, outcome, T0).unwrap();
+    h.handle.start().await;
+    let run = h.scan("tool").await;
+    assert_eq!(run.estimated_duration, Some(Duration::from_secs(10)));
+    h.until("the scan runs", |h| h.run(run.scan_id).status == ScanStatus::Running).await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+    h.until("about half way", |h| (45..=70).contains(&h.run(run.scan_id).progress)).await;
+    tokio::time::advance(Duration::from_secs(20)).await;
+    h.until("capped at 99", |h| h.run(run.scan_id).progress == 99).await;
+    assert_eq!(h.run(run.scan_id).method, Some(ScanMethod::Du));
+    h.handle.cancel(run.scan_id).await.unwrap();
     h.handle.stop().await;
 }

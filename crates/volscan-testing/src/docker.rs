@@ -246,6 +246,26 @@ impl PrivateDaemon {
         }
     }
 
+    /// Freezes the running daemon with SIGSTOP: its socket accepts
+    /// connections but nothing answers, as a hung daemon.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen daemon run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the private daemon is not running");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap_or_else(|err| panic!("cannot run kill: {err}"));
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// Starts the (stopped) daemon again on the same socket and data root.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "the private daemon is already running");
@@ -297,6 +317,10 @@ impl PrivateDaemon {
 
 impl Drop for PrivateDaemon {
     fn drop(&mut self) {
+        if self.child.is_some() {
+            // A frozen daemon would ignore the SIGTERM of `stop`.
+            self.thaw();
+        }
         self.stop();
     }
 }
