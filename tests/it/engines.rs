@@ -38,14 +38,15 @@ fn du_view(root: &Path) -> DuView {
 
 /// Every engine, real binaries included; diskus must be installed.
 fn engines() -> Vec<Arc<dyn ScanEngine>> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
     assert!(
-        volscan_scan::find_program("diskus").is_some(),
+        volscan_scan::find_program("diskus", &path).is_some(),
         "diskus is not on PATH: install it with `cargo install --locked --root /usr/local diskus` \
          (scripts/test.sh does)"
     );
     vec![
-        Arc::new(DiskusEngine::new()),
-        Arc::new(DuEngine::new()),
+        Arc::new(DiskusEngine::new(&path)),
+        Arc::new(DuEngine::new(&path)),
         Arc::new(NativeEngine::with_threads(2)),
     ]
 }
@@ -309,8 +310,10 @@ fn cancel_stops_every_engine_promptly_and_leaves_no_process() {
     let bin = TempDir::new("cancel-bin");
     let du_copy = bin.path().join("vs-cancel-du");
     let diskus_copy = bin.path().join("vs-cancel-dk");
-    fs::copy(volscan_scan::find_program("du").unwrap(), &du_copy).unwrap();
-    fs::copy(volscan_scan::find_program("diskus").expect("diskus on PATH"), &diskus_copy).unwrap();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    fs::copy(volscan_scan::find_program("du", &path).unwrap(), &du_copy).unwrap();
+    fs::copy(volscan_scan::find_program("diskus", &path).expect("diskus on PATH"), &diskus_copy)
+        .unwrap();
     let engines: Vec<Arc<dyn ScanEngine>> = vec![
         Arc::new(DiskusEngine::with_program(diskus_copy)),
         Arc::new(DuEngine::with_program(du_copy)),

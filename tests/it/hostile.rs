@@ -26,13 +26,14 @@ use crate::support::du_bytes;
 const HANG: Duration = Duration::from_secs(60);
 
 fn engines() -> Vec<Arc<dyn ScanEngine>> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
     assert!(
-        volscan_scan::find_program("diskus").is_some(),
+        volscan_scan::find_program("diskus", &path).is_some(),
         "diskus is not on PATH (scripts/test.sh installs it)"
     );
     vec![
-        Arc::new(DiskusEngine::new()),
-        Arc::new(DuEngine::new()),
+        Arc::new(DiskusEngine::new(&path)),
+        Arc::new(DuEngine::new(&path)),
         Arc::new(NativeEngine::with_threads(2)),
     ]
 }

@@ -21,3 +21,4 @@ mod outage;
 mod scheduler;
 mod security;
 mod support;
+mod unprivileged;

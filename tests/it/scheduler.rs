@@ -123,7 +123,9 @@ fn docker_cycle(url: &str, backend: &str) {
     let engines = EngineChain::new(
         [ScanMethod::Diskus, ScanMethod::Du, ScanMethod::Native]
             .into_iter()
-            .map(volscan_scan::engine)
+            .map(|method| {
+                volscan_scan::engine(method, &std::env::var_os("PATH").unwrap_or_default())
+            })
             .collect(),
     );
     let options =

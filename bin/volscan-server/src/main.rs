@@ -107,7 +107,11 @@ fn run(command: Command) -> anyhow::Result<()> {
                 (Some(ScanMethod::Native), Some(threads)) => EngineChain::new(vec![Arc::new(
                     volscan_scan::NativeEngine::with_threads(usize::from(threads)),
                 )]),
-                (Some(method), _) => EngineChain::new(vec![volscan_scan::engine(method)]),
+                (Some(method), _) => {
+                    // The engines read no environment: external tools are looked up in our PATH.
+                    let search_path = std::env::var_os("PATH").unwrap_or_default();
+                    EngineChain::new(vec![volscan_scan::engine(method, &search_path)])
+                }
                 (None, _) => engine_chain(&config),
             };
             scan_command::run(&path, chain, json)
@@ -115,15 +119,22 @@ fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// SCAN_METHODS_ORDER as engines.
+/// SCAN_METHODS_ORDER as engines, with external tools looked up in `PATH`
+/// (the engines read no environment, so it is read here).
 fn engine_chain(config: &Config) -> EngineChain {
     let method = |name: volscan_config::ScanMethodName| match name {
         volscan_config::ScanMethodName::Diskus => ScanMethod::Diskus,
         volscan_config::ScanMethodName::Du => ScanMethod::Du,
         volscan_config::ScanMethodName::Native => ScanMethod::Native,
     };
+    let search_path = std::env::var_os("PATH").unwrap_or_default();
     EngineChain::new(
-        config.scan.methods_order.iter().map(|name| volscan_scan::engine(method(*name))).collect(),
+        config
+            .scan
+            .methods_order
+            .iter()
+            .map(|name| volscan_scan::engine(method(*name), &search_path))
+            .collect(),
     )
 }
 
@@ -144,7 +155,13 @@ fn serve(config: Config) -> anyhow::Result<()> {
     // Colours only on a terminal: a log file or journal gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log.filter))
+        // `volscan-config` validated RUST_LOG with this same parser, so this cannot fail;
+        // `EnvFilter::new` would silently drop a bad directive instead.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::builder()
+                .parse(&config.log.filter)
+                .context("invalid RUST_LOG")?,
+        )
         .with_ansi(ansi)
         .init();
     let repo = open_database(&config)?;
@@ -152,7 +169,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(backend = repo.backend_name(), applied = applied.len(), "database ready");
     let repo: Arc<dyn Repository> = Arc::new(repo);
 
-    let metrics = install_metrics()?;
+    let exporter = install_metrics()?;
     let source = volscan_docker::DockerSource::new(docker_options(&config))
         .context("invalid Docker source settings")?;
     let periodic = match config.scan.enabled {
@@ -173,68 +190,110 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let engines = engine_chain(&config);
     let options = scheduler_options(&config, periodic);
     let bind = config.http.bind;
+    // Everything that can fail is done before the scheduler starts, so that
+    // once it runs, the only way out is through its shutdown.
+    let listener =
+        std::net::TcpListener::bind(bind).with_context(|| format!("failed to listen on {bind}"))?;
 
-    actix_web::rt::System::new().block_on(async move {
+    let runner = actix_web::rt::System::new();
+    let result = runner.block_on(async move {
+        let mut signals = ShutdownSignals::install()?;
         let scheduler = SchedulerBuilder::new(source, engines, Arc::clone(&repo), options)
             .start()
             .await
             .context("failed to start the scheduler")?;
-        let auth_token = config.http.auth_token.as_ref().map(|token| token.expose().to_owned());
-        let state = volscan_http::AppState::new(
-            repo,
-            scheduler.clone(),
-            auth_token,
-            config.http.rate_limit_rpm.get(),
-            Some(metrics),
-        );
-        let server = volscan_http::server(bind, state)
-            .with_context(|| format!("failed to listen on {bind}"))?;
-        let server_handle = server.handle();
-        let mut server_task = actix_web::rt::spawn(server);
-        tracing::info!(%bind, periodic, "serving the HTTP API");
-        let signal = shutdown_signal();
-        tokio::pin!(signal);
-        tokio::select! {
-            signal = &mut signal => {
-                tracing::info!(signal = signal?, "shutting down");
-            }
-            result = &mut server_task => {
-                scheduler.shutdown().await;
-                return result.context("HTTP server task failed")?.context("HTTP server failed");
-            }
+        let served = serve_until_signal(listener, &config, repo, &scheduler, exporter, &mut signals).await;
+        // Every way out of serving passes here.
+        scheduler.shutdown().await;
+        served
+    });
+    // Not dropped: dropping the runtime would wait for blocking threads still
+    // inside a call that hangs (a Docker daemon that stopped answering), past
+    // the 10 s a shutdown may take. Every final state is written by now, and
+    // the process exits right after.
+    std::mem::forget(runner);
+    result
+}
+
+/// Serves HTTP until SIGINT or SIGTERM (or the server fails), then stops the
+/// server; the caller stops the scheduler.
+async fn serve_until_signal(
+    listener: std::net::TcpListener,
+    config: &Config,
+    repo: Arc<dyn Repository>,
+    scheduler: &volscan_scheduler::SchedulerHandle,
+    exporter: metrics_exporter_prometheus::PrometheusHandle,
+    signals: &mut ShutdownSignals,
+) -> anyhow::Result<()> {
+    let auth_token = config.http.auth_token.as_ref().map(|token| token.expose().to_owned());
+    let volumes = scheduler.clone();
+    let metrics: volscan_http::MetricsRenderer = Arc::new(move || {
+        let mut text = exporter.render();
+        volumes.render_volume_metrics(&mut text);
+        text
+    });
+    let state = volscan_http::AppState::new(
+        repo,
+        scheduler.clone(),
+        auth_token,
+        config.http.rate_limit_rpm.get(),
+        Some(metrics),
+    );
+    let bind = config.http.bind;
+    let server = volscan_http::server(listener, state)
+        .with_context(|| format!("failed to serve on {bind}"))?;
+    let server_handle = server.handle();
+    let mut server_task = actix_web::rt::spawn(server);
+    tracing::info!(%bind, "serving the HTTP API");
+    tokio::select! {
+        signal = signals.recv() => tracing::info!(signal, "shutting down"),
+        result = &mut server_task => {
+            return result.context("HTTP server task failed")?.context("HTTP server failed");
         }
-        // The scheduler requeues running scans while the server drains requests.
-        futures_util::future::join(scheduler.shutdown(), server_handle.stop(true)).await;
-        let _ = server_task.await;
-        tracing::info!("stopped");
-        Ok(())
-    })
+    }
+    // The caller's scheduler shutdown requeues running scans while this drains requests.
+    server_handle.stop(true).await;
+    let _ = server_task.await;
+    tracing::info!("HTTP server stopped");
+    Ok(())
 }
 
 /// Installs the process-wide Prometheus recorder; scan durations get histogram buckets.
-fn install_metrics() -> anyhow::Result<volscan_http::MetricsRenderer> {
+fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     let buckets = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0];
-    let handle = PrometheusBuilder::new()
+    PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full(volscan_scheduler::metrics::SCAN_DURATION.to_owned()),
             &buckets,
         )
         .context("invalid histogram buckets")?
         .install_recorder()
-        .context("failed to install the metrics recorder")?;
-    Ok(Arc::new(move || handle.render()))
+        .context("failed to install the metrics recorder")
 }
 
-/// Waits for SIGINT or SIGTERM; returns its name.
-async fn shutdown_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
-    Ok(tokio::select! {
-        _ = interrupt.recv() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
-    })
+/// SIGINT and SIGTERM, watched from before the scheduler starts.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt()).context("failed to watch SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("failed to watch SIGTERM")?,
+        })
+    }
+
+    /// Waits for either; returns its name.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
 }
 
 /// The Docker source's settings from the configuration.

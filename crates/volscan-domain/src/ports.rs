@@ -152,6 +152,16 @@ pub enum ScanError {
         /// The root asked for.
         path: PathBuf,
     },
+    /// The root exists but this process may not list or enter it (a
+    /// non-root volscan, NFS `root_squash`): nothing of it can be measured, so
+    /// the attempt fails instead of reporting the root's own few KiB.
+    #[error("scan root {path} cannot be read")]
+    RootUnreadable {
+        /// The root asked for.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The root exists but is not a directory.
     #[error("scan root {path} is not a directory")]
     NotADirectory {

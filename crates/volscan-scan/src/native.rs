@@ -87,8 +87,12 @@ impl ScanEngine for NativeEngine {
         let root_fd =
             rustix::fs::openat(CWD, root, flags, Mode::empty()).map_err(|errno| match errno {
                 Errno::NOENT => ScanError::RootMissing { path: root.to_path_buf() },
+                // The root, or a directory on the way to it, may not be entered.
                 Errno::NOTDIR | Errno::LOOP => {
                     ScanError::NotADirectory { path: root.to_path_buf() }
+                }
+                Errno::ACCESS | Errno::PERM => {
+                    ScanError::RootUnreadable { path: root.to_path_buf(), source: errno.into() }
                 }
                 other => ScanError::Io { path: root.to_path_buf(), source: other.into() },
             })?;
