@@ -139,3 +139,32 @@ fn scan_prints_human_units_or_json_and_fails_clearly_on_a_missing_path() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(stderr.contains("does not exist"), "{stderr}");
 }
+
+#[test]
+fn check_config_and_serve_accept_and_refuse_the_same_values() {
+    let dir = TempDir::new("it-same-values");
+    let url = dir.sqlite_url();
+    for (name, value, expected) in [
+        ("DOCKER_HOST", "https://127.0.0.1:2376", "TLS is not supported"),
+        ("RUST_LOG", "foo=bar=baz,,[", "invalid RUST_LOG="),
+    ] {
+        let bind = format!("127.0.0.1:{}", free_port());
+        let vars = [(name, value), ("DATABASE_URL", url.as_str()), ("VOLSCAN_BIND", &bind)];
+        for command in [&["check-config"][..], &["serve"][..]] {
+            let output = run_server(command, &vars);
+            let (_, stderr) = text(&output);
+            assert_eq!(output.status.code(), Some(1), "{command:?} {name}={value}: {stderr}");
+            assert!(stderr.contains(&format!("{name}=")), "{command:?}: {stderr}");
+            assert!(stderr.contains(expected), "{command:?}: {stderr}");
+        }
+    }
+    // An upper-case scheme is a scheme: check-config shows it normalised and serve starts.
+    let output = run_server(&["check-config"], &[("DOCKER_HOST", "TCP://127.0.0.1:1/")]);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stdout.contains("DOCKER_HOST=tcp://127.0.0.1:1"), "{stdout}");
+    let vars = [("DOCKER_HOST", "TCP://127.0.0.1:1/"), ("DATABASE_URL", url.as_str())];
+    let server = crate::support::ServerProcess::start(&vars, dir.path());
+    let (status, _, _) = server.call("GET", "/api/v1/health");
+    assert_eq!(status, 200, "serve runs with the value check-config accepted");
+}

@@ -163,7 +163,8 @@ pub struct HttpConfig {
 /// Logging.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
-    /// `RUST_LOG`: a non-empty `tracing_subscriber::EnvFilter` directive, such as `info`.
+    /// `RUST_LOG`: a non-empty `tracing_subscriber::EnvFilter` filter, such as `info`, whose
+    /// every directive `EnvFilter::builder().parse` accepts (checked when loading).
     pub filter: String,
 }
 

@@ -225,7 +225,7 @@ const CASES: &[Case] = &[
         valid: "tcp://10.0.0.5:2375",
         parsed: r#"Tcp DockerHost("tcp://10.0.0.5:2375")"#,
         invalid: "tcp://10.0.0.5",
-        error: r#"invalid DOCKER_HOST="tcp://10.0.0.5" (from the environment): the port is missing; expected unix:///ABSOLUTE/PATH, tcp://HOST:PORT, http://HOST:PORT or https://HOST[:PORT] such as unix:///var/run/docker.sock or tcp://127.0.0.1:2375"#,
+        error: r#"invalid DOCKER_HOST="tcp://10.0.0.5" (from the environment): the port is missing; expected unix:///ABSOLUTE/PATH, tcp://HOST:PORT or http://HOST:PORT (plain HTTP; TLS is not supported), such as unix:///var/run/docker.sock or tcp://127.0.0.1:2375"#,
     },
     Case {
         variable: "VOLSCAN_BIND",
@@ -252,8 +252,8 @@ const CASES: &[Case] = &[
         variable: "RUST_LOG",
         valid: "info,volscan=debug",
         parsed: r#""info,volscan=debug""#,
-        invalid: " ",
-        error: r#"invalid RUST_LOG=" " (from the environment): expected a non-empty log filter such as info or info,volscan=debug"#,
+        invalid: "info,volscan=loud",
+        error: r#"invalid RUST_LOG="info,volscan=loud" (from the environment): the directive "volscan=loud" is invalid (error parsing level filter: expected one of "off", "error", "warn", "info", "debug", "trace", or a number 0-5); expected a non-empty log filter such as info or info,volscan=debug: comma-separated directives, each LEVEL or TARGET[SPAN{FIELD=VALUE}]=LEVEL, where LEVEL is off, error, warn, info, debug, trace or 0 to 5"#,
     },
 ];
 
@@ -267,32 +267,35 @@ fn every_variable_has_a_valid_and_an_invalid_case() {
     }
 }
 
-/// Prints the table of the crate's report; run with `--nocapture` to see it.
+/// The README's configuration table documents exactly [`VARIABLES`], each once, in SPEC order,
+/// with the default this crate really applies.
 #[test]
-fn print_variable_table() {
-    let defaults = Config::default();
-    let mut table = String::from(
-        "| variable | default | valid example -> parsed | invalid example -> error message |\n\
-         | --- | --- | --- | --- |\n",
-    );
-    let code = |text: &str| match text {
-        "" => "(empty)".to_owned(),
-        text => format!("`` {} ``", text.replace('|', "\\|")),
-    };
-    for case in CASES {
-        let config = from_env(&[(case.variable, case.valid)]).unwrap();
-        let error = from_env(&[(case.variable, case.invalid)]).unwrap_err();
-        table.push_str(&format!(
-            "| {} | {} | {} -> {} | {} -> {} |\n",
-            case.variable,
-            code(&rendered(&defaults, case.variable)),
-            code(case.valid),
-            code(&parsed(&config, case.variable)),
-            code(case.invalid),
-            code(&error.to_string()),
-        ));
+fn the_readme_table_lists_every_variable_once_with_its_default() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let table = readme
+        .split("\n| variable | default | meaning |\n| --- | --- | --- |\n")
+        .nth(1)
+        .expect("README.md has a `| variable | default | meaning |` table");
+    let mut rows = Vec::new();
+    for line in table.lines().take_while(|line| line.starts_with('|')) {
+        // Cells are split at `|` but not at the escaped `\|` of the skip pattern.
+        let line = line.replace("\\|", "\u{0}");
+        let cells: Vec<String> =
+            line.split('|').map(|cell| cell.trim().replace('\u{0}', "|")).collect();
+        let [_, name, default, ..] = cells.as_slice() else { panic!("bad row {line:?}") };
+        rows.push((name.trim_matches('`').to_owned(), default.clone()));
     }
-    eprintln!("{table}");
+    let names: Vec<&str> = rows.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, VARIABLES, "README.md's table must list VARIABLES, each once, in order");
+    let defaults = Config::default();
+    for (name, documented) in &rows {
+        let expected = match rendered(&defaults, name) {
+            value if value == "''" || value.is_empty() => "empty".to_owned(),
+            value => format!("`{}`", shell_unquote(&value)),
+        };
+        assert_eq!(documented, &expected, "README.md's default of {name}");
+    }
 }
 
 #[test]
@@ -706,18 +709,26 @@ fn database_urls() {
 #[test]
 fn docker_hosts() {
     let variable = "DOCKER_HOST";
-    for (input, kind) in [
-        ("unix:///var/run/docker.sock", "Unix"),
-        ("unix:///run/user/1000/docker.sock", "Unix"),
-        ("tcp://127.0.0.1:2375", "Tcp"),
-        ("tcp://docker:2376", "Tcp"),
-        ("tcp://[::1]:2375", "Tcp"),
-        ("http://docker:2375", "Http"),
-        ("http://docker:2375/", "Http"),
-        ("https://docker.example.com", "Https"),
-        ("https://docker.example.com:2376/v1.45", "Https"),
+    // Input, kind, canonical value: the scheme in lower case, no `/` after the port.
+    for (input, kind, canonical) in [
+        ("unix:///var/run/docker.sock", "Unix", "unix:///var/run/docker.sock"),
+        ("unix:///run/user/1000/docker.sock", "Unix", "unix:///run/user/1000/docker.sock"),
+        ("UNIX:///var/run/docker.sock", "Unix", "unix:///var/run/docker.sock"),
+        ("Unix:///Var/Run/Docker.sock", "Unix", "unix:///Var/Run/Docker.sock"),
+        ("tcp://127.0.0.1:2375", "Tcp", "tcp://127.0.0.1:2375"),
+        ("tcp://docker:2376", "Tcp", "tcp://docker:2376"),
+        ("tcp://[::1]:2375", "Tcp", "tcp://[::1]:2375"),
+        ("TCP://host:2375", "Tcp", "tcp://host:2375"),
+        ("tcp://host:2375/", "Tcp", "tcp://host:2375"),
+        ("http://docker:2375", "Http", "http://docker:2375"),
+        ("http://docker:2375/", "Http", "http://docker:2375"),
+        ("HTTP://Docker:2375", "Http", "http://Docker:2375"),
     ] {
-        check(variable, input, &format!("{kind} DockerHost({input:?})"));
+        check(variable, input, &format!("{kind} DockerHost({canonical:?})"));
+        // The canonical value renders and parses back to itself.
+        let config = from_env(&[(variable, input)]).unwrap();
+        assert_eq!(config.docker.host.as_str(), canonical);
+        assert_eq!(shell_unquote(&rendered(&config, variable)), canonical);
     }
     for input in [
         "",
@@ -733,13 +744,37 @@ fn docker_hosts() {
         "tcp://[::1",
         "ssh://user@host",
         "npipe:////./pipe/docker_engine",
+        "https://docker.example.com",
+        "https://docker.example.com:2376",
+        "HTTPS://docker:2376",
     ] {
         check_rejected(variable, input);
     }
-    let config = from_env(&[(variable, "https://user:pw@docker:2376")]).unwrap();
-    assert_eq!(config.docker.host.as_str(), "https://user:pw@docker:2376");
-    assert_eq!(config.docker.host.to_string(), "https://user:***@docker:2376");
+    let config = from_env(&[(variable, "tcp://user:pw@docker:2375")]).unwrap();
+    assert_eq!(config.docker.host.as_str(), "tcp://user:pw@docker:2375");
+    assert_eq!(config.docker.host.to_string(), "tcp://user:***@docker:2375");
     assert_eq!(config.docker.host.unix_socket_path(), None);
+    let config = from_env(&[(variable, "UNIX:///run/docker.sock")]).unwrap();
+    assert_eq!(config.docker.host.unix_socket_path(), Some(Path::new("/run/docker.sock")));
+}
+
+/// `check-config` and `serve` must agree: TLS endpoints, which the Docker source cannot reach,
+/// are refused here with a message that names the variable and what is supported.
+#[test]
+fn docker_hosts_over_tls_are_refused_saying_what_is_supported() {
+    check_error(
+        "DOCKER_HOST",
+        "https://docker.example.com:2376",
+        r#"invalid DOCKER_HOST="https://docker.example.com:2376" (from the environment): https:// (TLS) endpoints are not supported; expected unix:///ABSOLUTE/PATH, tcp://HOST:PORT or http://HOST:PORT (plain HTTP; TLS is not supported), such as unix:///var/run/docker.sock or tcp://127.0.0.1:2375"#,
+    );
+    check_error(
+        "DOCKER_HOST",
+        "SSH://docker",
+        r#"invalid DOCKER_HOST="SSH://docker" (from the environment): unsupported scheme ssh://; expected unix:///ABSOLUTE/PATH, tcp://HOST:PORT or http://HOST:PORT (plain HTTP; TLS is not supported), such as unix:///var/run/docker.sock or tcp://127.0.0.1:2375"#,
+    );
+    // What is not a scheme is not echoed as one.
+    let error = from_env(&[("DOCKER_HOST", "me:pw@docker://x")]).unwrap_err().to_string();
+    assert!(!error.contains("scheme"), "{error}");
 }
 
 #[test]
@@ -767,9 +802,63 @@ fn auth_tokens() {
 
 #[test]
 fn log_filters() {
-    check("RUST_LOG", "debug", r#""debug""#);
-    check("RUST_LOG", " warn ", r#""warn""#);
-    check_rejected("RUST_LOG", "");
+    for (input, parsed) in [
+        ("debug", "debug"),
+        (" warn ", "warn"),
+        ("INFO", "INFO"),
+        ("off", "off"),
+        ("3", "3"),
+        ("info,volscan=debug", "info,volscan=debug"),
+        ("volscan_scan::du=trace", "volscan_scan::du=trace"),
+        ("volscan[scan{volume=pgdata}]=debug", "volscan[scan{volume=pgdata}]=debug"),
+        ("[scan]=debug", "[scan]=debug"),
+        // `EnvFilter` skips empty directives, so repeated and trailing commas are harmless.
+        ("info,,volscan=debug,", "info,,volscan=debug,"),
+        // A bare target means every level of it.
+        ("volscan", "volscan"),
+    ] {
+        check("RUST_LOG", input, &format!("{parsed:?}"));
+    }
+    for input in [
+        "",
+        " ",
+        ",",
+        ",,,",
+        "foo=bar=baz,,[",
+        "foo=bar=baz",
+        "volscan=loud",
+        "info,volscan=verbose",
+        "[",
+        "volscan[",
+        "=info",
+        "info,[scan{",
+    ] {
+        check_rejected("RUST_LOG", input);
+    }
+}
+
+/// `RUST_LOG` is validated when the configuration loads, so `check-config` refuses what the
+/// logging setup would refuse (or silently drop), naming the variable and the bad directive.
+#[test]
+fn an_invalid_log_directive_is_refused_naming_the_variable() {
+    let error = from_env(&[("RUST_LOG", "foo=bar=baz,,[")]).unwrap_err().to_string();
+    assert!(
+        error.starts_with(r#"invalid RUST_LOG="foo=bar=baz,,[" (from the environment): the directive "foo=bar=baz" is invalid ("#),
+        "{error}"
+    );
+    let error = from_env(&[("RUST_LOG", "info,,[")]).unwrap_err().to_string();
+    assert!(
+        error.starts_with(r#"invalid RUST_LOG="info,,[" (from the environment): the directive "[" is invalid (invalid filter directive); expected"#),
+        "{error}"
+    );
+    // From the file, too.
+    let error = from_file("rust_log = \"info,volscan=loud\"", &[]).unwrap_err().to_string();
+    assert!(error.starts_with("invalid RUST_LOG=\"info,volscan=loud\" (from "), "{error}");
+    // Every directive accepted here is accepted by the binary's logging setup.
+    for filter in ["info", "info,,volscan=debug,", "volscan[scan{volume=pgdata}]=debug"] {
+        let config = from_env(&[("RUST_LOG", filter)]).unwrap();
+        assert!(tracing_subscriber::EnvFilter::builder().parse(&config.log.filter).is_ok());
+    }
 }
 
 #[test]
@@ -897,6 +986,8 @@ fn secrets_never_show_in_render_debug_or_errors() {
         )])
         .unwrap_err(),
         from_env(&[("DOCKER_HOST", format!("https://user:{password}@docker:port").as_str())])
+            .unwrap_err(),
+        from_env(&[("DOCKER_HOST", format!("tcp://user:{password}@docker:port").as_str())])
             .unwrap_err(),
         from_file(&format!("auth_token = [\"{token}\"]"), &[]).unwrap_err(),
         from_file(&format!("auth_token = \"{token}\"\nbogus = 1"), &[]).unwrap_err(),

@@ -171,13 +171,16 @@ pub enum DockerHostKind {
     Unix,
     /// `tcp://host:port`, plain HTTP.
     Tcp,
-    /// `http://host:port`.
+    /// `http://host:port`, the same as `tcp://`.
     Http,
-    /// `https://host[:port]`.
-    Https,
 }
 
 /// `DOCKER_HOST`: the Docker Engine endpoint.
+///
+/// Exactly the endpoints the Docker source (`volscan-docker`) can reach: a unix socket, or plain
+/// HTTP over TCP (`tcp://` or `http://`). TLS (`https://`, `DOCKER_TLS_VERIFY`) is not supported.
+/// The value is kept in a canonical form: the scheme in lower case (URL schemes are
+/// case-insensitive, `TCP://` is `tcp://`), and no trailing `/` after a TCP endpoint's port.
 ///
 /// `Display` and `Debug` mask a password in the URL, should one be there; [`DockerHost::as_str`] is
 /// the real value.
@@ -189,10 +192,12 @@ pub struct DockerHost {
 
 impl DockerHost {
     /// The accepted form, for error messages.
-    pub(crate) const EXPECTED: &str = "expected unix:///ABSOLUTE/PATH, tcp://HOST:PORT, \
-        http://HOST:PORT or https://HOST[:PORT] such as unix:///var/run/docker.sock or tcp://127.0.0.1:2375";
+    pub(crate) const EXPECTED: &str = "expected unix:///ABSOLUTE/PATH, tcp://HOST:PORT or \
+        http://HOST:PORT (plain HTTP; TLS is not supported), such as unix:///var/run/docker.sock or \
+        tcp://127.0.0.1:2375";
 
-    /// Checks the shape of `url`; the error is the reason shown to the operator.
+    /// Checks the shape of `url` and puts it in canonical form; the error is the reason shown to
+    /// the operator.
     pub(crate) fn parse(url: &str) -> Result<DockerHost, String> {
         let url = url.trim();
         let expected = || DockerHost::EXPECTED.to_owned();
@@ -200,14 +205,24 @@ impl DockerHost {
             return Err(expected());
         }
         let (scheme, rest) = url.split_once("://").ok_or_else(expected)?;
-        let kind = match scheme.to_ascii_lowercase().as_str() {
+        let scheme = scheme.to_ascii_lowercase();
+        let kind = match scheme.as_str() {
             "unix" => DockerHostKind::Unix,
             "tcp" => DockerHostKind::Tcp,
             "http" => DockerHostKind::Http,
-            "https" => DockerHostKind::Https,
+            "https" => {
+                return Err(format!(
+                    "https:// (TLS) endpoints are not supported; {}",
+                    DockerHost::EXPECTED
+                ));
+            }
+            // Echo the scheme only when it is one, so a mistyped value cannot leak a password.
+            _ if is_scheme(&scheme) => {
+                return Err(format!("unsupported scheme {scheme}://; {}", DockerHost::EXPECTED));
+            }
             _ => return Err(expected()),
         };
-        match kind {
+        let rest = match kind {
             DockerHostKind::Unix => {
                 if !rest.starts_with('/') || rest.len() < 2 {
                     return Err(format!(
@@ -215,19 +230,22 @@ impl DockerHost {
                         DockerHost::EXPECTED
                     ));
                 }
+                rest
             }
-            DockerHostKind::Tcp | DockerHostKind::Http | DockerHostKind::Https => {
+            DockerHostKind::Tcp | DockerHostKind::Http => {
                 let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
                 let (authority, path) = rest.split_at(authority_len);
-                let port_required = kind != DockerHostKind::Https;
-                check_authority(authority, port_required)
+                check_authority(authority)
                     .map_err(|problem| format!("{problem}; {}", DockerHost::EXPECTED))?;
-                if port_required && !(path.is_empty() || path == "/") {
+                if !(path.is_empty() || path == "/") {
                     return Err(format!("a path is not allowed here; {}", DockerHost::EXPECTED));
                 }
+                // The Docker client puts each request's path right after the value, so a
+                // trailing `/` would double it.
+                authority
             }
-        }
-        Ok(DockerHost { url: url.to_owned(), kind })
+        };
+        Ok(DockerHost { url: format!("{scheme}://{rest}"), kind })
     }
 
     /// The transport.
@@ -235,7 +253,7 @@ impl DockerHost {
         self.kind
     }
 
-    /// The real value, as given.
+    /// The real value, in canonical form (lower-case scheme, no trailing `/` after a port).
     pub fn as_str(&self) -> &str {
         &self.url
     }
@@ -254,8 +272,15 @@ impl DockerHost {
     }
 }
 
-/// Checks `[user[:password]@]host[:port]`, where host may be a bracketed IPv6 address.
-fn check_authority(authority: &str, port_required: bool) -> Result<(), &'static str> {
+/// Whether `text` is a URL scheme: a letter, then letters, digits, `+`, `-` or `.` (RFC 3986).
+fn is_scheme(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|first| first.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+}
+
+/// Checks `[user[:password]@]host:port`, where host may be a bracketed IPv6 address.
+fn check_authority(authority: &str) -> Result<(), &'static str> {
     let host_port = match authority.rfind('@') {
         Some(at) => &authority[at + 1..],
         None => authority,
@@ -280,8 +305,7 @@ fn check_authority(authority: &str, port_required: bool) -> Result<(), &'static 
             Ok(port) if port > 0 => Ok(()),
             _ => Err("the port must be a number from 1 to 65535"),
         },
-        None if port_required => Err("the port is missing"),
-        None => Ok(()),
+        None => Err("the port is missing"),
     }
 }
 

@@ -438,11 +438,32 @@ pub(crate) fn auth_token(raw: &Raw) -> Result<Option<Secret>, String> {
     }
 }
 
-/// `RUST_LOG`: a non-empty filter. Its syntax is checked by the binary's logging setup, not here.
+/// The accepted form of `RUST_LOG`.
+pub(crate) const LOG_FILTER_EXPECTED: &str = "expected a non-empty log filter such as info or \
+    info,volscan=debug: comma-separated directives, each LEVEL or TARGET[SPAN{FIELD=VALUE}]=LEVEL, \
+    where LEVEL is off, error, warn, info, debug, trace or 0 to 5";
+
+/// `RUST_LOG`: a non-empty `tracing_subscriber::EnvFilter` filter, trimmed.
+///
+/// Each directive is parsed here exactly as the binary's logging setup parses it
+/// (`EnvFilter::builder().parse`), so a filter accepted here is never refused, nor silently
+/// ignored, at start-up. Empty directives (`info,,`) are skipped, as `EnvFilter` skips them, but
+/// a filter of nothing but commas is refused.
 pub(crate) fn log_filter(raw: &Raw) -> Result<String, String> {
-    const EXPECTED: &str = "expected a non-empty log filter such as info or info,volscan=debug";
-    match raw {
-        Raw::Str(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
-        _ => Err(EXPECTED.to_owned()),
+    let Raw::Str(text) = raw else {
+        return Err(LOG_FILTER_EXPECTED.to_owned());
+    };
+    let text = text.trim();
+    let mut directives = text.split(',').filter(|directive| !directive.is_empty()).peekable();
+    if directives.peek().is_none() {
+        return Err(LOG_FILTER_EXPECTED.to_owned());
     }
+    for directive in directives {
+        if let Err(error) = tracing_subscriber::EnvFilter::builder().parse(directive) {
+            return Err(format!(
+                "the directive {directive:?} is invalid ({error}); {LOG_FILTER_EXPECTED}"
+            ));
+        }
+    }
+    Ok(text.to_owned())
 }

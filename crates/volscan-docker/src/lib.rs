@@ -28,8 +28,9 @@ pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 /// How to reach Docker and what to report; built by the composition root from the configuration.
 #[derive(Clone, Debug)]
 pub struct DockerSourceOptions {
-    /// The Docker Engine endpoint (`DOCKER_HOST`): `unix:///var/run/docker.sock`
-    /// or `tcp://host:port` (plain HTTP; TLS is not supported).
+    /// The Docker Engine endpoint (`DOCKER_HOST`): `unix:///var/run/docker.sock`,
+    /// `tcp://host:port` or `http://host:port` (plain HTTP; TLS, `https://`, is
+    /// not supported). The scheme is case-insensitive.
     pub host: String,
     /// Put before every host path Docker reports, as text, when volscan runs
     /// in a container that sees the host's files below this directory (`/host`).

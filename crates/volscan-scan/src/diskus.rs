@@ -7,6 +7,7 @@
 //! `-v`, which prints one line per unreadable entry; those lines are counted
 //! as `error_count`, except for entries that vanished during the scan.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use volscan_domain::{ScanContext, ScanEngine, ScanError, ScanMethod, Usage};
@@ -20,20 +21,15 @@ pub struct DiskusEngine {
 }
 
 impl DiskusEngine {
-    /// Uses `diskus` from `PATH`, looked up now.
-    pub fn new() -> Self {
-        Self { program: tool::find_program("diskus") }
+    /// Uses `diskus` from `search_path`, a `PATH`-style list of directories
+    /// that the caller read (the binary passes its `PATH`), looked up now.
+    pub fn new(search_path: &OsStr) -> Self {
+        Self { program: tool::find_program("diskus", search_path) }
     }
 
     /// Uses the `diskus` at `program`.
     pub fn with_program(program: PathBuf) -> Self {
         Self { program: Some(program) }
-    }
-}
-
-impl Default for DiskusEngine {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -119,4 +115,44 @@ fn quoted_path(text: &str) -> Option<&Path> {
     let start = text.find('\'')?;
     let end = text.rfind('\'')?;
     (end > start).then(|| Path::new(&text[start + 1..end]))
+}
+
+#[cfg(test)]
+mod tests {
+    use volscan_testing::TempDir;
+
+    use super::*;
+    use crate::tool::testing;
+
+    /// diskus runs like du in the C locale, with its larger stack.
+    #[test]
+    fn diskus_runs_in_the_c_locale_with_a_large_stack() {
+        let dir = TempDir::new("diskus-locale");
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let diskus = testing::script(
+            dir.path(),
+            "diskus",
+            &format!(
+                r#"[ "$LC_ALL" = C ] && [ "$RUST_MIN_STACK" = {DISKUS_STACK} ] || exit 3
+printf '8192\n'"#
+            ),
+        );
+        let usage = testing::scan(&DiskusEngine::with_program(diskus), &root).unwrap();
+        assert_eq!(usage.size_bytes, 8192);
+    }
+
+    #[test]
+    fn diskus_is_looked_up_in_the_given_search_path_only() {
+        let dir = TempDir::new("diskus-search-path");
+        testing::script(dir.path(), "diskus", "exit 0");
+        let engine = DiskusEngine::new(dir.path().as_os_str());
+        assert_eq!(engine.program, Some(dir.path().join("diskus")));
+        let engine = DiskusEngine::new(OsStr::new("/nonexistent"));
+        let err = engine.availability(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, ScanError::Unavailable { method: ScanMethod::Diskus, .. }),
+            "{err:?}"
+        );
+    }
 }

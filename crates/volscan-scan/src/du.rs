@@ -6,6 +6,7 @@
 //! reported as complete. du exits 1 after such errors but still prints the
 //! total of what it could read.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use volscan_domain::{ScanContext, ScanEngine, ScanError, ScanMethod, Usage};
@@ -19,20 +20,15 @@ pub struct DuEngine {
 }
 
 impl DuEngine {
-    /// Uses `du` from `PATH`, looked up now.
-    pub fn new() -> Self {
-        Self { program: tool::find_program("du") }
+    /// Uses `du` from `search_path`, a `PATH`-style list of directories
+    /// that the caller read (the binary passes its `PATH`), looked up now.
+    pub fn new(search_path: &OsStr) -> Self {
+        Self { program: tool::find_program("du", search_path) }
     }
 
     /// Uses the `du` at `program`.
     pub fn with_program(program: PathBuf) -> Self {
         Self { program: Some(program) }
-    }
-}
-
-impl Default for DuEngine {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -88,8 +84,50 @@ impl ScanEngine for DuEngine {
 }
 
 /// du names an entry that vanished mid-scan with ENOENT's message; that is not
-/// a read error (SPEC §1), every other complaint is.
+/// a read error (SPEC §1), every other complaint is. The message is English
+/// because `tool::run` starts every tool with `LC_ALL=C`.
 fn is_read_error(line: &[u8]) -> bool {
     const VANISHED: &[u8] = b"No such file or directory";
     !line.is_empty() && !line.windows(VANISHED.len()).any(|window| window == VANISHED)
+}
+
+#[cfg(test)]
+mod tests {
+    use volscan_testing::TempDir;
+
+    use super::*;
+    use crate::tool::testing;
+
+    /// du's vanished-entry filter matches English, so du runs with `LC_ALL=C`
+    /// whatever locale volscan itself runs in.
+    #[test]
+    fn du_runs_in_the_c_locale() {
+        let dir = TempDir::new("du-locale");
+        let du = testing::script(
+            dir.path(),
+            "du",
+            r#"[ "$LC_ALL" = C ] || { echo "LC_ALL is '$LC_ALL'" >&2; exit 3; }
+printf '4096\t%s\n' "$5""#,
+        );
+        let usage = testing::scan(&DuEngine::with_program(du), dir.path()).unwrap();
+        assert_eq!(usage.size_bytes, 4096);
+        assert_eq!(usage.error_count, 0);
+    }
+
+    #[test]
+    fn du_is_looked_up_in_the_given_search_path_only() {
+        let dir = TempDir::new("du-search-path");
+        testing::script(dir.path(), "du", "exit 0");
+        let root = Path::new("/");
+        DuEngine::new(dir.path().as_os_str()).availability(root).unwrap();
+        let err = DuEngine::new(OsStr::new("/nonexistent")).availability(root).unwrap_err();
+        assert!(matches!(err, ScanError::Unavailable { method: ScanMethod::Du, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn only_vanished_entries_are_not_read_errors() {
+        assert!(!is_read_error(b"du: cannot access '/x/gone': No such file or directory"));
+        assert!(is_read_error(b"du: cannot read directory '/x/locked': Permission denied"));
+        assert!(!is_read_error(b""));
+    }
 }

@@ -6,6 +6,7 @@
 //! timeout kills and reaps the whole group (`tool.rs`). The native engine is an
 //! in-process parallel walker (`native.rs`). Choosing between engines is the
 //! domain's `EngineChain`; this crate only says whether each is available.
+//! It reads no environment variable: the binary passes its `PATH` in.
 
 mod diskus;
 mod du;
@@ -13,6 +14,7 @@ mod mounts;
 mod native;
 mod tool;
 
+use std::ffi::OsStr;
 use std::sync::Arc;
 
 use volscan_domain::{ScanEngine, ScanMethod};
@@ -22,11 +24,13 @@ pub use du::DuEngine;
 pub use native::NativeEngine;
 pub use tool::find_program;
 
-/// The engine for `method` with its default settings.
-pub fn engine(method: ScanMethod) -> Arc<dyn ScanEngine> {
+/// The engine for `method` with its default settings; external tools are
+/// looked up in `search_path`, a `PATH`-style list of directories that the
+/// caller read (this crate reads no environment variable).
+pub fn engine(method: ScanMethod, search_path: &OsStr) -> Arc<dyn ScanEngine> {
     match method {
-        ScanMethod::Diskus => Arc::new(DiskusEngine::new()),
-        ScanMethod::Du => Arc::new(DuEngine::new()),
+        ScanMethod::Diskus => Arc::new(DiskusEngine::new(search_path)),
+        ScanMethod::Du => Arc::new(DuEngine::new(search_path)),
         ScanMethod::Native => Arc::new(NativeEngine::default()),
     }
 }

@@ -1,6 +1,9 @@
 //! Running an external tool (`du`, `diskus`) so that it can always be stopped.
 //!
-//! The tool gets an argument vector, no stdin, and its own process group. While
+//! The tool gets an argument vector, no stdin, the C locale (`LC_ALL=C`, so its
+//! messages are the English ones the line filters match), and its own process
+//! group. Tools are looked up in a search path the caller gives
+//! ([`find_program`]); this crate never reads `PATH` itself. While
 //! it runs, the caller's `CancelToken` is polled; when it is set, the whole
 //! group is killed with SIGKILL and the tool is reaped, so neither a zombie nor
 //! an orphan remains. Standard output is kept up to a limit; standard error is
@@ -46,16 +49,26 @@ pub(crate) struct Invocation<'a> {
     pub program: &'a Path,
     /// Its arguments.
     pub args: &'a [&'a OsStr],
-    /// Extra environment variables.
+    /// Extra environment variables. `LC_ALL` is always `C`, whatever these say.
     pub env: &'a [(&'a str, &'a str)],
     /// Which standard error lines are errors.
     pub counts_as_error: LineFilter,
 }
 
-/// Finds `program` in the directories of `PATH`, as an executable file.
-pub fn find_program(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
+/// The locale every tool runs in. du's messages are translated in other
+/// locales, and `is_read_error` matches the English one of a vanished entry.
+/// `LC_ALL` overrides `LANG` and every other `LC_*`, and in the C locale GNU
+/// gettext ignores `LANGUAGE` too.
+const TOOL_LOCALE: (&str, &str) = ("LC_ALL", "C");
+
+/// Finds `program` as an executable file in the directories of `search_path`,
+/// a `PATH`-style list (`/usr/local/bin:/usr/bin`) that the caller read.
+///
+/// Empty and relative entries are skipped: they would name the working
+/// directory, and a scan must not run a `du` that happens to lie there.
+pub fn find_program(program: &str, search_path: &OsStr) -> Option<PathBuf> {
+    std::env::split_paths(search_path)
+        .filter(|dir| dir.is_absolute())
         .map(|dir| dir.join(program))
         .find(|candidate| is_executable(candidate))
 }
@@ -74,6 +87,7 @@ pub(crate) fn run(
     let mut child = Command::new(program)
         .args(args)
         .envs(env.iter().copied())
+        .env(TOOL_LOCALE.0, TOOL_LOCALE.1)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -182,15 +196,72 @@ pub(crate) fn leading_number(tool: &'static str, output: &str) -> Result<u64, Sc
         .map_err(|_| ScanError::BadOutput { tool, output: output.chars().take(200).collect() })
 }
 
-/// Checks that `root` is an existing directory, without following a symlink.
+/// Checks that `root` is an existing directory, without following a symlink,
+/// that this process may list (open and read it) and enter (stat an entry).
+/// The tools report only the root's own size for a root they cannot read, and
+/// du and diskus still print a number: that must fail the attempt instead.
 pub(crate) fn check_root(root: &Path) -> Result<(), ScanError> {
-    match std::fs::symlink_metadata(root) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(ScanError::NotADirectory { path: root.to_path_buf() }),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            Err(ScanError::RootMissing { path: root.to_path_buf() })
+    let unreadable = |source: std::io::Error| {
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            ScanError::RootUnreadable { path: root.to_path_buf(), source }
+        } else {
+            ScanError::Io { path: root.to_path_buf(), source }
         }
-        Err(source) => Err(ScanError::Io { path: root.to_path_buf(), source }),
+    };
+    match std::fs::symlink_metadata(root) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(ScanError::NotADirectory { path: root.to_path_buf() }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ScanError::RootMissing { path: root.to_path_buf() });
+        }
+        Err(source) => return Err(unreadable(source)),
+    }
+    let mut entries = std::fs::read_dir(root).map_err(unreadable)?;
+    // Entering the root (search permission) is needed to stat what it holds.
+    if let Some(Ok(entry)) = entries.next() {
+        match std::fs::symlink_metadata(entry.path()) {
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(unreadable(err));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Helpers for the engines' tests: fake tools written as shell scripts.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+
+    use volscan_domain::{CancelToken, ScanContext, ScanEngine, ScanError, Usage};
+
+    /// Writes the executable `/bin/sh` script `body` as `dir/name`.
+    pub(crate) fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// `engine.scan(root)`, retried while the script is "text file busy":
+    /// another test thread may have forked while it was open for writing, and
+    /// that child holds it open until it execs.
+    pub(crate) fn scan(engine: &dyn ScanEngine, root: &Path) -> Result<Usage, ScanError> {
+        let cancel = CancelToken::new();
+        let context = ScanContext { cancel: &cancel, progress: &|_| {} };
+        for _ in 0..100 {
+            match engine.scan(root, &context) {
+                Err(ScanError::Spawn { source, .. })
+                    if source.raw_os_error() == Some(rustix::io::Errno::TXTBSY.raw_os_error()) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                result => return result,
+            }
+        }
+        engine.scan(root, &context)
     }
 }
 
@@ -202,9 +273,16 @@ mod tests {
 
     use super::*;
 
+    /// The search path the tests look up `sh` in.
+    const SEARCH_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+    fn sh() -> PathBuf {
+        find_program("sh", OsStr::new(SEARCH_PATH)).unwrap()
+    }
+
     #[test]
     fn output_and_the_end_of_stderr_are_kept() {
-        let sh = find_program("sh").unwrap();
+        let sh = sh();
         let script = "echo 42 out; i=0; while [ $i -lt 3000 ]; do echo line $i >&2; i=$((i+1)); done; exit 3";
         let even = |line: &[u8]| line.last().is_some_and(|digit| digit % 2 == 0);
         let args = ["-c".as_ref(), script.as_ref()];
@@ -221,7 +299,7 @@ mod tests {
 
     #[test]
     fn cancel_kills_the_whole_group_and_leaves_no_process() {
-        let sh = find_program("sh").unwrap();
+        let sh = sh();
         // A sleep length no other process uses, to recognise ours in /proc.
         let seconds = format!("7{}", std::process::id());
         let marker = format!("sleep\0{seconds}");
@@ -273,6 +351,41 @@ mod tests {
         };
         let err = run(&invocation, &CancelToken::new()).unwrap_err();
         assert!(matches!(err, ScanError::Spawn { tool: "nope", .. }), "{err:?}");
-        assert!(find_program("volscan-no-such-program").is_none());
+        assert!(find_program("volscan-no-such-program", OsStr::new(SEARCH_PATH)).is_none());
+    }
+
+    #[test]
+    fn programs_are_found_only_in_the_given_search_path() {
+        let sh = find_program("sh", OsStr::new("/nonexistent:/bin:/usr/bin")).unwrap();
+        assert!(sh.is_absolute() && sh.ends_with("sh"), "{}", sh.display());
+        assert_eq!(find_program("sh", OsStr::new("")), None);
+        assert_eq!(find_program("sh", OsStr::new("/nonexistent")), None);
+        // A relative entry is never searched, although this one names `/bin`
+        // from any working directory (`..` stops at the root).
+        let relative = "../".repeat(64) + "bin";
+        assert!(Path::new(&relative).join("sh").exists());
+        assert_eq!(find_program("sh", OsStr::new(&relative)), None);
+    }
+
+    /// Tools run in the C locale whatever the environment and the invocation
+    /// say, so du's messages are the English ones its line filter matches.
+    #[test]
+    fn tools_run_in_the_c_locale() {
+        let sh = sh();
+        let script = r#"printf '%s|%s' "$LC_ALL" "$RUST_MIN_STACK""#;
+        let args = ["-c".as_ref(), script.as_ref()];
+        let invocation = Invocation {
+            tool: "sh",
+            program: &sh,
+            args: &args,
+            env: &[("LC_ALL", "de_DE.UTF-8"), ("RUST_MIN_STACK", "123")],
+            counts_as_error: |_| true,
+        };
+        let out = run(&invocation, &CancelToken::new()).unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(out.stdout, "C|123");
+        let invocation = Invocation { env: &[], ..invocation };
+        let out = run(&invocation, &CancelToken::new()).unwrap();
+        assert_eq!(out.stdout, "C|");
     }
 }

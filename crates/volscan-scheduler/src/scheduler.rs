@@ -196,7 +196,9 @@ impl Failure {
 
     fn from_scan(err: &ScanError) -> Self {
         let metric = match err {
-            ScanError::RootMissing { .. } | ScanError::NotADirectory { .. } => "unreachable",
+            ScanError::RootMissing { .. }
+            | ScanError::NotADirectory { .. }
+            | ScanError::RootUnreadable { .. } => "unreachable",
             ScanError::Unavailable { .. } | ScanError::NoEngine { .. } => "no_engine",
             ScanError::Spawn { .. }
             | ScanError::ToolFailed { .. }
