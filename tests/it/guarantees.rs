@@ -184,7 +184,8 @@ fn the_queue_depth_and_active_gauges_follow_the_table_while_a_batch_drains() {
             let text = scrape(&server);
             let gauge = metric(&text, "volscan_scan_queue_depth");
             let (_, _, status) = server.call("GET", "/api/v1/scheduler/status");
-            let (table, running) = (count(&repo, ScanStatus::Queued), count(&repo, ScanStatus::Running));
+            let (table, running) =
+                (count(&repo, ScanStatus::Queued), count(&repo, ScanStatus::Running));
             let active = metric(&text, "volscan_scans_active");
             let utilization = metric(&text, "volscan_worker_utilization");
             last = format!(
@@ -233,14 +234,15 @@ fn a_removed_volume_leaves_the_scrape_and_unmeasured_fields_are_not_exported() {
     };
     let start = |method| {
         let owned = vars(method);
-        let pairs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let pairs: Vec<(&str, &str)> =
+            owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         ServerProcess::start(&pairs, dir.path())
     };
     let series = |metric_name: &str| format!("{metric_name}{{volume=\"{name}\"}}");
 
     let mut server = start("native");
-    let run =
-        server.follow(server.trigger(&name)["status_url"].as_str().unwrap(), Duration::from_secs(30));
+    let run = server
+        .follow(server.trigger(&name)["status_url"].as_str().unwrap(), Duration::from_secs(30));
     assert_eq!(run["status"], "completed", "{run}");
     let text = scrape(&server);
     let size = du_bytes(volume.mountpoint()) as f64;
@@ -254,9 +256,13 @@ fn a_removed_volume_leaves_the_scrape_and_unmeasured_fields_are_not_exported() {
     // du measures the size only: after its scan, native's fields are gone.
     let mut server = start("du");
     let text = scrape(&server);
-    assert_eq!(metric(&text, &series("volscan_volume_size_bytes")), Some(size), "after a restart: {text}");
-    let run =
-        server.follow(server.trigger(&name)["status_url"].as_str().unwrap(), Duration::from_secs(30));
+    assert_eq!(
+        metric(&text, &series("volscan_volume_size_bytes")),
+        Some(size),
+        "after a restart: {text}"
+    );
+    let run = server
+        .follow(server.trigger(&name)["status_url"].as_str().unwrap(), Duration::from_secs(30));
     assert_eq!((run["status"].as_str(), run["method"].as_str()), (Some("completed"), Some("du")));
     let text = scrape(&server);
     assert_eq!(metric(&text, &series("volscan_volume_size_bytes")), Some(size), "{text}");

@@ -76,7 +76,8 @@ impl Unprivileged {
     }
 
     fn get(&self, path: &str) -> Option<Answer> {
-        let head = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}");
+        let head =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}");
         raw_request(self.port, &head, b"")
     }
 

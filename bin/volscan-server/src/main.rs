@@ -202,7 +202,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
             .start()
             .await
             .context("failed to start the scheduler")?;
-        let served = serve_until_signal(listener, &config, repo, &scheduler, exporter, &mut signals).await;
+        let served =
+            serve_until_signal(listener, &config, repo, &scheduler, exporter, &mut signals).await;
         // Every way out of serving passes here.
         scheduler.shutdown().await;
         served

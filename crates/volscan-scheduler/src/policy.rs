@@ -196,7 +196,11 @@ mod tests {
         assert_eq!(periodic_retry_delay(None, s(10)), s(10), "never longer than the interval");
     }
 
-    fn status(running: bool, depth: u64, next: Option<volscan_domain::Timestamp>) -> SchedulerStatus {
+    fn status(
+        running: bool,
+        depth: u64,
+        next: Option<volscan_domain::Timestamp>,
+    ) -> SchedulerStatus {
         SchedulerStatus {
             running,
             last_run_at: None,

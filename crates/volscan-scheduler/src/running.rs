@@ -100,7 +100,9 @@ impl Running {
         if let Some(reason) = scans.stopping {
             token.cancel(reason);
         }
-        scans.live.insert(scan_id, LiveScan { token: token.clone(), settled: Arc::new(Notify::new()) });
+        scans
+            .live
+            .insert(scan_id, LiveScan { token: token.clone(), settled: Arc::new(Notify::new()) });
         token
     }
 

@@ -978,7 +978,10 @@ async fn periodic_pass(inner: &Arc<Inner>) -> bool {
     match inner.batch(Trigger::Schedule).await {
         Ok(_) => true,
         Err(SchedulerError::RateLimited { retry_after }) => {
-            tracing::info!(?retry_after, "periodic run skipped: a bulk run started within the cooldown");
+            tracing::info!(
+                ?retry_after,
+                "periodic run skipped: a bulk run started within the cooldown"
+            );
             true
         }
         Err(err) => {
@@ -1112,7 +1115,11 @@ async fn retention(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
 }
 
 /// Deletes stats and finished runs older than `cutoff`, one batch at a time.
-async fn purge(inner: &Arc<Inner>, cutoff: Timestamp, batch: u32) -> Result<(u64, u64), SchedulerError> {
+async fn purge(
+    inner: &Arc<Inner>,
+    cutoff: Timestamp,
+    batch: u32,
+) -> Result<(u64, u64), SchedulerError> {
     let mut totals = (0, 0);
     for stats in [true, false] {
         loop {

@@ -67,9 +67,11 @@ impl VolumeSeries {
         let samples = lock(&self.samples);
         type Field = fn(&Sample) -> Option<f64>;
         let families: [(&str, &str, Field); 5] = [
-            (VOLUME_SIZE, "Disk usage in bytes of each volume, from its last completed scan", |s| {
-                Some(s.usage.size_bytes as f64)
-            }),
+            (
+                VOLUME_SIZE,
+                "Disk usage in bytes of each volume, from its last completed scan",
+                |s| Some(s.usage.size_bytes as f64),
+            ),
             (
                 VOLUME_APPARENT,
                 "Apparent size in bytes of each volume, from its last completed scan (absent when its method cannot know it)",
@@ -141,7 +143,12 @@ mod tests {
         assert!(!text.contains("volscan_volume_files{volume=\"beta\"}"), "{text}");
         assert!(text.contains("volscan_volume_scan_partial{volume=\"beta\"} 1\n"), "{text}");
         assert!(text.contains("volscan_volume_scan_partial{volume=\"alpha\"} 0\n"), "{text}");
-        assert!(text.contains("volscan_volume_last_scan_timestamp_seconds{volume=\"alpha\"} 1780315200\n"), "{text}");
+        assert!(
+            text.contains(
+                "volscan_volume_last_scan_timestamp_seconds{volume=\"alpha\"} 1780315200\n"
+            ),
+            "{text}"
+        );
         series.remove(&a);
         series.remove(&b);
         let mut empty = String::new();
