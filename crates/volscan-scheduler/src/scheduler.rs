@@ -1019,11 +1019,7 @@ async fn follow_events(inner: Arc<Inner>, stop: watch::Receiver<bool>, watch_sto
             (Arc::clone(&inner.source), watch_stop.clone(), sender.clone());
         let started = tokio::time::Instant::now();
         let mut watching = tokio::task::spawn_blocking(move || {
-            source.watch(&token, &mut |event| {
-                // On a blocking thread, so waiting for room is allowed; it fails
-                // only once the consumer is gone, when the event no longer matters.
-                let _ = sender.blocking_send(event);
-            })
+            source.watch(&token, &mut |event| send_waiting(&sender, event))
         });
         // While the new stream runs, catch up on what was missed. The stream
         // subscribes some time after it starts, so the catch-up repeats until
@@ -1079,6 +1075,22 @@ async fn follow_events(inner: Arc<Inner>, stop: watch::Receiver<bool>, watch_sto
     }
     drop(sender);
     let _ = consumer.await;
+}
+
+/// Hands an event to the consumer, waiting while the buffer is full. The
+/// source may call this inside a runtime of its own (the Docker source
+/// does), where `blocking_send` would panic, so it polls instead. An event
+/// for a consumer that is gone no longer matters.
+fn send_waiting(sender: &mpsc::Sender<SourceEvent>, mut event: SourceEvent) {
+    loop {
+        match sender.try_send(event) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                event = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
 }
 
 async fn retention(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
