@@ -27,7 +27,7 @@ use crate::support::{
 };
 
 /// The value of one exact series (`name{labels}`) in a scrape.
-fn metric(scrape: &str, series: &str) -> Option<f64> {
+pub(crate) fn metric(scrape: &str, series: &str) -> Option<f64> {
     scrape.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 

@@ -101,8 +101,7 @@ impl Unprivileged {
 
     fn metric(&self, series: &str) -> Option<f64> {
         let (_, _, body) = self.get("/metrics").unwrap();
-        let text = body.as_str().unwrap_or_default().to_owned();
-        text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        crate::guarantees::metric(body.as_str().unwrap_or_default(), series)
     }
 }
 
