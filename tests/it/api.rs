@@ -25,14 +25,6 @@ struct Api<S> {
     _db: TempDir,
 }
 
-impl<S> Drop for Api<S> {
-    /// A failed assertion must still end the scheduler's blocking event
-    /// watch, or the runtime would wait for it instead of reporting.
-    fn drop(&mut self) {
-        self.scheduler.signal_stop();
-    }
-}
-
 /// The app over three directories (`alpha`, `beta`, `gamma`), with a token and a rate limit.
 async fn api(
     rate_limit_rpm: u32,
@@ -55,17 +47,19 @@ async fn api(
     )]);
     let options =
         SchedulerOptions { periodic: false, retention: None, ..SchedulerOptions::default() };
-    let scheduler = SchedulerBuilder::new(
-        Arc::new(StaticSource::new(named)),
-        engines,
-        Arc::clone(&repo),
-        options,
-    )
-    .start()
-    .await
-    .unwrap();
-    let state =
-        AppState::new(repo, scheduler.clone(), Some(TOKEN.to_owned()), rate_limit_rpm, None);
+    let source = Arc::new(StaticSource::new(named));
+    let scheduler = SchedulerBuilder::new(source.clone(), engines, Arc::clone(&repo), options)
+        .start()
+        .await
+        .unwrap();
+    let state = AppState::new(
+        repo,
+        source,
+        scheduler.clone(),
+        Some(TOKEN.to_owned()),
+        rate_limit_rpm,
+        None,
+    );
     let app = test::init_service(App::new().configure(volscan_http::configure(state))).await;
     Api { app, scheduler, dirs, _db: db }
 }

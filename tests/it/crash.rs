@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use volscan_domain::{Repository, RunFilter, ScanId, ScanStatus, VolumeName};
+use volscan_domain::{ReadRepository, RunFilter, ScanId, ScanStatus, VolumeName};
 use volscan_repo::DieselRepository;
 use volscan_testing::{PgDatabase, TempDir};
 

@@ -97,7 +97,7 @@ fn end_to_end(url: &str, backend: &str) {
     assert!(log.contains("serving the HTTP API"), "the log was not captured:\n{log}");
     assert!(!log.contains(TOKEN), "the token must never be logged");
     let repo = volscan_repo::DieselRepository::connect(url, 1).unwrap();
-    use volscan_domain::Repository;
+    use volscan_domain::ReadRepository;
     let running = volscan_domain::RunFilter {
         status: Some(volscan_domain::ScanStatus::Running),
         ..Default::default()

@@ -16,7 +16,9 @@ use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use volscan_domain::{DiscoveredVolume, NewScanRun, Repository, RunFilter, ScanId, ScanStatus};
+use volscan_domain::{
+    DiscoveredVolume, NewScanRun, ReadRepository, Repository, RunFilter, ScanId, ScanStatus,
+};
 use volscan_repo::DieselRepository;
 use volscan_testing::docker::{PrivateDaemon, TestVolume};
 use volscan_testing::{PgCluster, TempDir};

@@ -26,11 +26,11 @@ async fn app(
         SchedulerOptions { periodic: false, retention: None, ..SchedulerOptions::default() };
     let source = Arc::new(StaticSource::new([]));
     let scheduler =
-        SchedulerBuilder::new(source, EngineChain::new(vec![]), Arc::clone(&repo), options)
+        SchedulerBuilder::new(source.clone(), EngineChain::new(vec![]), Arc::clone(&repo), options)
             .start()
             .await
             .unwrap();
-    let state = AppState::new(repo, scheduler.clone(), None, 60, None);
+    let state = AppState::new(repo, source, scheduler.clone(), None, 60, None);
     (test::init_service(App::new().configure(volscan_http::configure(state))).await, scheduler)
 }
 

@@ -168,7 +168,7 @@ fn docker_cycle(url: &str, backend: &str) {
 
         // A container using a volume is listed as using it.
         let user = TestContainer::create(test_image(), &[(volumes[1].name(), "/data")], true);
-        let users = scheduler.source();
+        let users = source.clone();
         let users = tokio::task::spawn_blocking(move || users.users()).await.unwrap().unwrap();
         let entry = users.iter().find(|u| u.volume.as_str() == volumes[1].name()).expect("volume 1 has a user");
         assert!(entry.in_use && entry.containers.iter().any(|c| c == user.name()), "{entry:?}");

@@ -610,6 +610,65 @@ mod tests {
         }
     }
 
+    /// The most lines a non-test source file may have.
+    const MAX_SOURCE_LINES: usize = 500;
+
+    /// Non-test source files allowed over `MAX_SOURCE_LINES`, each with the
+    /// reason it is not split (relative to the workspace root).
+    const LONG_FILES: &[(&str, &str)] = &[];
+
+    /// Whether the whole file is test code: under a `tests` directory, or a
+    /// `tests.rs` module (declared under `#[cfg(test)]`).
+    fn is_test_file(path: &Path) -> bool {
+        path.file_name().is_some_and(|name| name == "tests.rs")
+            || path.components().any(|part| part.as_os_str() == "tests")
+    }
+
+    /// The lines of a source file that are not test code: those before its
+    /// first top-level `#[cfg(test)]` (test modules close a file).
+    fn non_test_lines(text: &str) -> usize {
+        text.lines().take_while(|line| !line.starts_with("#[cfg(test)]")).count()
+    }
+
+    #[test]
+    fn non_test_lines_stop_at_the_first_top_level_test_module() {
+        let text = "//! a\nfn a() {}\n    #[cfg(test)]\nfn b() {}\n#[cfg(test)]\nmod tests {}\n";
+        assert_eq!(non_test_lines(text), 4);
+        assert_eq!(non_test_lines("//! a\nfn a() {}\n"), 2);
+        assert!(is_test_file(Path::new("crates/x/src/tests.rs")));
+        assert!(is_test_file(Path::new("tests/it/api.rs")));
+        assert!(!is_test_file(Path::new("crates/x/src/testsuite.rs")));
+    }
+
+    #[test]
+    fn no_source_file_is_over_500_lines_without_a_reason() {
+        let root = crate::root();
+        let mut long = Vec::new();
+        for path in all_rust_files() {
+            let relative = path.strip_prefix(&root).unwrap_or(&path).to_path_buf();
+            if is_test_file(&relative) {
+                continue;
+            }
+            let lines = non_test_lines(&read(&path));
+            let listed = LONG_FILES.iter().any(|(file, _)| Path::new(file) == relative);
+            if lines > MAX_SOURCE_LINES && !listed {
+                long.push(format!("{} ({lines} lines)", relative.display()));
+            }
+        }
+        assert!(
+            long.is_empty(),
+            "split these files by concern, or add them to LONG_FILES with a reason: {long:?}"
+        );
+        for (file, reason) in LONG_FILES {
+            assert!(!reason.trim().is_empty(), "{file}: LONG_FILES needs a reason");
+            let lines = non_test_lines(&read(&root.join(file)));
+            assert!(
+                lines > MAX_SOURCE_LINES,
+                "{file} is {lines} lines now; drop it from LONG_FILES"
+            );
+        }
+    }
+
     #[test]
     fn only_the_edges_touch_the_process() {
         let packages = workspace_packages().unwrap();

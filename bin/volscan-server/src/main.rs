@@ -198,14 +198,15 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let runner = actix_web::rt::System::new();
     let result = runner.block_on(async move {
         let mut signals = ShutdownSignals::install()?;
-        let scheduler = SchedulerBuilder::new(source, engines, Arc::clone(&repo), options)
-            .start()
-            .await
-            .context("failed to start the scheduler")?;
-        let served =
-            serve_until_signal(listener, &config, repo, &scheduler, exporter, &mut signals).await;
+        let scheduler =
+            SchedulerBuilder::new(Arc::clone(&source), engines, Arc::clone(&repo), options)
+                .start()
+                .await
+                .context("failed to start the scheduler")?;
+        let parts = Parts { repo, source, scheduler: scheduler.clone(), exporter };
+        let served = serve_until_signal(listener, &config, parts, &mut signals).await;
         // Every way out of serving passes here.
-        scheduler.shutdown().await;
+        scheduler.stop().await;
         served
     });
     // Not dropped: dropping the runtime would wait for blocking threads still
@@ -216,16 +217,23 @@ fn serve(config: Config) -> anyhow::Result<()> {
     result
 }
 
+/// What the HTTP API is given.
+struct Parts {
+    repo: Arc<dyn Repository>,
+    source: Arc<dyn VolumeSource>,
+    scheduler: volscan_scheduler::SchedulerHandle,
+    exporter: metrics_exporter_prometheus::PrometheusHandle,
+}
+
 /// Serves HTTP until SIGINT or SIGTERM (or the server fails), then stops the
 /// server; the caller stops the scheduler.
 async fn serve_until_signal(
     listener: std::net::TcpListener,
     config: &Config,
-    repo: Arc<dyn Repository>,
-    scheduler: &volscan_scheduler::SchedulerHandle,
-    exporter: metrics_exporter_prometheus::PrometheusHandle,
+    parts: Parts,
     signals: &mut ShutdownSignals,
 ) -> anyhow::Result<()> {
+    let Parts { repo, source, scheduler, exporter } = parts;
     let auth_token = config.http.auth_token.as_ref().map(|token| token.expose().to_owned());
     let volumes = scheduler.clone();
     let metrics: volscan_http::MetricsRenderer = Arc::new(move || {
@@ -235,7 +243,8 @@ async fn serve_until_signal(
     });
     let state = volscan_http::AppState::new(
         repo,
-        scheduler.clone(),
+        source,
+        scheduler,
         auth_token,
         config.http.rate_limit_rpm.get(),
         Some(metrics),

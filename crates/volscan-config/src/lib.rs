@@ -8,6 +8,10 @@
 //! which the binary fills from a `Config`.
 //! It does not touch the filesystem beyond reading the TOML file: allow-listed paths are checked
 //! lexically here and canonicalised by the scheduler at start-up.
+//!
+//! Each variable is declared once, in `variables.rs` (name, meaning, default, parser, rendering,
+//! mask); loading, the defaults, error messages, [`Config::render`] and the README table follow
+//! from that declaration.
 
 mod duration;
 mod error;
@@ -16,13 +20,15 @@ mod secret;
 mod source;
 mod types;
 mod value;
+mod variable;
+mod variables;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,32 +40,9 @@ pub use crate::secret::{MASK, Secret};
 pub use crate::types::{
     DatabaseKind, DatabaseUrl, DockerHost, DockerHostKind, ScanEnabled, ScanMethodName,
 };
+pub use crate::variables::VARIABLES;
 
-use crate::value::{Raw, mask_all, mask_nothing, mask_password};
-
-/// Every configuration variable of SPEC §2, in SPEC order. The TOML keys are these names in lower
-/// case.
-pub const VARIABLES: &[&str] = &[
-    "SCAN_ENABLED",
-    "SCAN_INTERVAL",
-    "SCAN_CONCURRENCY",
-    "SCAN_TIMEOUT_PER_VOLUME",
-    "SCAN_METHODS_ORDER",
-    "SCAN_BIND_MOUNTS_ENABLED",
-    "SCAN_BIND_ALLOWLIST",
-    "SCAN_SKIP_PATTERN",
-    "SCAN_MAX_RETRIES",
-    "SCAN_HOST_PREFIX",
-    "LIFECYCLE_ENABLED",
-    "SIZES_TTL_DAYS",
-    "LIFECYCLE_INTERVAL",
-    "DATABASE_URL",
-    "DOCKER_HOST",
-    "VOLSCAN_BIND",
-    "RATE_LIMIT_RPM",
-    "AUTH_TOKEN",
-    "RUST_LOG",
-];
+use crate::variables::TABLE;
 
 /// The environment variable naming the optional TOML file. An empty value means no file.
 pub const CONFIG_FILE_VARIABLE: &str = "VOLSCAN_CONFIG";
@@ -67,7 +50,8 @@ pub const CONFIG_FILE_VARIABLE: &str = "VOLSCAN_CONFIG";
 /// The default `SCAN_SKIP_PATTERN`.
 pub const DEFAULT_SKIP_PATTERN: &str = "^docker_|^builder_|^containerd";
 
-/// The whole configuration, validated. `Default` is the SPEC §2 defaults.
+/// The whole configuration, validated. `Default` is the SPEC §2 defaults, as declared in
+/// `variables.rs`.
 ///
 /// `Debug` masks `AUTH_TOKEN` and the database password, so a `Config` may be logged.
 #[derive(Debug, Clone)]
@@ -168,52 +152,6 @@ pub struct LogConfig {
     pub filter: String,
 }
 
-/// Builds a `NonZero*` constant at compile time, so that no runtime check can fail.
-macro_rules! nonzero {
-    ($type:ty, $value:expr) => {
-        const {
-            match <$type>::new($value) {
-                Some(value) => value,
-                None => panic!("zero"),
-            }
-        }
-    };
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            scan: ScanConfig {
-                enabled: ScanEnabled::Auto,
-                interval: Duration::from_secs(6 * 60 * 60),
-                concurrency: nonzero!(NonZeroUsize, 2),
-                timeout_per_volume: Duration::from_secs(2 * 60),
-                methods_order: ScanMethodName::ALL.to_vec(),
-                bind_mounts_enabled: false,
-                bind_allowlist: Vec::new(),
-                // The pattern is a constant, and `default_skip_pattern_compiles` tests that it
-                // compiles.
-                skip_pattern: Some(Regex::new(DEFAULT_SKIP_PATTERN).expect("constant regex")),
-                max_retries: 3,
-                host_prefix: None,
-            },
-            lifecycle: LifecycleConfig {
-                enabled: true,
-                sizes_ttl_days: nonzero!(NonZeroU32, 30),
-                interval: Duration::from_secs(24 * 60 * 60),
-            },
-            database: DatabaseConfig { url: DatabaseUrl::default_sqlite() },
-            docker: DockerConfig { host: DockerHost::default_socket() },
-            http: HttpConfig {
-                bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
-                rate_limit_rpm: nonzero!(NonZeroU32, 60),
-                auth_token: None,
-            },
-            log: LogConfig { filter: "info".to_owned() },
-        }
-    }
-}
-
 impl Config {
     /// Loads the configuration of this process.
     ///
@@ -258,134 +196,13 @@ impl Config {
                 variables.insert(known, value.into());
             }
         }
-        let raw = source::merge(file, &variables)?;
-        let origin_of = |variable: &'static str| match file {
-            Some(path) if !variables.contains_key(variable) => Origin::File(path.to_owned()),
-            _ => Origin::Environment,
-        };
-        Config::from_raw(raw, &origin_of)
-    }
-
-    /// Parses and validates every raw value once, over the defaults.
-    fn from_raw(
-        raw: source::RawConfig,
-        origin_of: &dyn Fn(&'static str) -> Origin,
-    ) -> Result<Config, ConfigError> {
-        // Destructured completely, so that a new variable cannot be forgotten here.
-        let source::RawConfig {
-            scan_enabled,
-            scan_interval,
-            scan_concurrency,
-            scan_timeout_per_volume,
-            scan_methods_order,
-            scan_bind_mounts_enabled,
-            scan_bind_allowlist,
-            scan_skip_pattern,
-            scan_max_retries,
-            scan_host_prefix,
-            lifecycle_enabled,
-            sizes_ttl_days,
-            lifecycle_interval,
-            database_url,
-            docker_host,
-            volscan_bind,
-            rate_limit_rpm,
-            auth_token,
-            rust_log,
-        } = raw;
-        let field = Field { origin_of };
+        let merged = source::merge(file, &variables)?;
         let mut config = Config::default();
-        let scan = &mut config.scan;
-        field.set(&mut scan.enabled, "SCAN_ENABLED", scan_enabled, value::scan_enabled)?;
-        field.set(&mut scan.interval, "SCAN_INTERVAL", scan_interval, value::duration)?;
-        field.set(
-            &mut scan.concurrency,
-            "SCAN_CONCURRENCY",
-            scan_concurrency,
-            value::concurrency,
-        )?;
-        field.set(
-            &mut scan.timeout_per_volume,
-            "SCAN_TIMEOUT_PER_VOLUME",
-            scan_timeout_per_volume,
-            value::duration,
-        )?;
-        field.set(
-            &mut scan.methods_order,
-            "SCAN_METHODS_ORDER",
-            scan_methods_order,
-            value::methods,
-        )?;
-        field.set(
-            &mut scan.bind_mounts_enabled,
-            "SCAN_BIND_MOUNTS_ENABLED",
-            scan_bind_mounts_enabled,
-            value::boolean,
-        )?;
-        field.set(
-            &mut scan.bind_allowlist,
-            "SCAN_BIND_ALLOWLIST",
-            scan_bind_allowlist,
-            value::allowlist,
-        )?;
-        field.set(
-            &mut scan.skip_pattern,
-            "SCAN_SKIP_PATTERN",
-            scan_skip_pattern,
-            value::skip_pattern,
-        )?;
-        field.set(&mut scan.max_retries, "SCAN_MAX_RETRIES", scan_max_retries, |raw| {
-            value::small_integer(raw, 0, 20)
-        })?;
-        field.set(
-            &mut scan.host_prefix,
-            "SCAN_HOST_PREFIX",
-            scan_host_prefix,
-            value::host_prefix,
-        )?;
-        let lifecycle = &mut config.lifecycle;
-        field.set(
-            &mut lifecycle.enabled,
-            "LIFECYCLE_ENABLED",
-            lifecycle_enabled,
-            value::boolean,
-        )?;
-        field.set(&mut lifecycle.sizes_ttl_days, "SIZES_TTL_DAYS", sizes_ttl_days, |raw| {
-            value::nonzero_u32(raw, 1, 36_500)
-        })?;
-        field.set(
-            &mut lifecycle.interval,
-            "LIFECYCLE_INTERVAL",
-            lifecycle_interval,
-            value::duration,
-        )?;
-        field.set_masked(
-            &mut config.database.url,
-            "DATABASE_URL",
-            database_url,
-            value::database_url,
-            mask_password,
-        )?;
-        field.set_masked(
-            &mut config.docker.host,
-            "DOCKER_HOST",
-            docker_host,
-            value::docker_host,
-            mask_password,
-        )?;
-        let http = &mut config.http;
-        field.set(&mut http.bind, "VOLSCAN_BIND", volscan_bind, value::socket_addr)?;
-        field.set(&mut http.rate_limit_rpm, "RATE_LIMIT_RPM", rate_limit_rpm, |raw| {
-            value::nonzero_u32(raw, 1, 1_000_000)
-        })?;
-        field.set_masked(
-            &mut http.auth_token,
-            "AUTH_TOKEN",
-            auth_token,
-            value::auth_token,
-            mask_all,
-        )?;
-        field.set(&mut config.log.filter, "RUST_LOG", rust_log, value::log_filter)?;
+        for variable in TABLE {
+            if let Some((value, origin)) = merged.get(variable) {
+                variable.set(&mut config, value, origin)?;
+            }
+        }
         Ok(config)
     }
 
@@ -400,40 +217,12 @@ impl Config {
     pub fn render(&self) -> String {
         render::render(self)
     }
-}
 
-/// Sets one typed field from its raw value, adding the variable's name and origin to any error.
-struct Field<'a> {
-    origin_of: &'a dyn Fn(&'static str) -> Origin,
-}
-
-impl Field<'_> {
-    fn set<T>(
-        &self,
-        target: &mut T,
-        variable: &'static str,
-        raw: Option<Raw>,
-        parse: impl FnOnce(&Raw) -> Result<T, String>,
-    ) -> Result<(), ConfigError> {
-        self.set_masked(target, variable, raw, parse, mask_nothing)
-    }
-
-    fn set_masked<T>(
-        &self,
-        target: &mut T,
-        variable: &'static str,
-        raw: Option<Raw>,
-        parse: impl FnOnce(&Raw) -> Result<T, String>,
-        mask: fn(&str) -> String,
-    ) -> Result<(), ConfigError> {
-        let Some(raw) = raw else { return Ok(()) };
-        *target = parse(&raw).map_err(|reason| ConfigError::Invalid {
-            variable,
-            value: raw.display_masked(mask),
-            origin: (self.origin_of)(variable),
-            reason,
-        })?;
-        Ok(())
+    /// The Markdown table of every variable of [`VARIABLES`] that README.md holds: one row per
+    /// variable, in SPEC order, with its default (as [`Config::render`] writes it, unquoted, or
+    /// `empty`) and its meaning. A test keeps README.md equal to it.
+    pub fn markdown_table() -> String {
+        render::markdown_table()
     }
 }
 

@@ -1,72 +1,70 @@
-//! Printing the effective configuration as `NAME=value` lines, for `volscan-server check-config`.
+//! Printing the configuration: the effective values as `NAME=value` lines, for
+//! `volscan-server check-config`, and the variables as the Markdown table of README.md.
 //!
 //! Every value is written in the syntax this crate parses, so the output can be pasted back as
 //! environment variables (tests check the round trip).
-//! Secrets never appear: `AUTH_TOKEN` prints as `***`, and passwords in URLs as `***`.
+//! Secrets never appear: each variable's declared mask applies, so `AUTH_TOKEN` prints as `***`,
+//! and passwords in URLs as `***`.
+//! The functions that write one typed value are named in `variables.rs`.
 
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::secret::MASK;
-use crate::{
-    Config, DatabaseConfig, DockerConfig, HttpConfig, LifecycleConfig, LogConfig, ScanConfig,
-    duration,
-};
+use regex::Regex;
+
+use crate::secret::{MASK, Secret};
+use crate::variables::TABLE;
+use crate::{Config, duration};
 
 /// See [`Config::render`].
 pub(crate) fn render(config: &Config) -> String {
-    // Destructured completely, so that a new field is a compile error until it is rendered.
-    let Config { scan, lifecycle, database, docker, http, log } = config;
-    let ScanConfig {
-        enabled,
-        interval,
-        concurrency,
-        timeout_per_volume,
-        methods_order,
-        bind_mounts_enabled,
-        bind_allowlist,
-        skip_pattern,
-        max_retries,
-        host_prefix,
-    } = scan;
-    let LifecycleConfig {
-        enabled: lifecycle_enabled,
-        sizes_ttl_days,
-        interval: lifecycle_interval,
-    } = lifecycle;
-    let DatabaseConfig { url } = database;
-    let DockerConfig { host } = docker;
-    let HttpConfig { bind, rate_limit_rpm, auth_token } = http;
-    let LogConfig { filter } = log;
-
-    let methods: Vec<&str> = methods_order.iter().map(|method| method.as_str()).collect();
-    let lines: [(&str, String); 19] = [
-        ("SCAN_ENABLED", enabled.as_str().to_owned()),
-        ("SCAN_INTERVAL", duration::format(*interval)),
-        ("SCAN_CONCURRENCY", concurrency.to_string()),
-        ("SCAN_TIMEOUT_PER_VOLUME", duration::format(*timeout_per_volume)),
-        ("SCAN_METHODS_ORDER", methods.join(",")),
-        ("SCAN_BIND_MOUNTS_ENABLED", bind_mounts_enabled.to_string()),
-        ("SCAN_BIND_ALLOWLIST", path_list(bind_allowlist)),
-        ("SCAN_SKIP_PATTERN", skip_pattern.as_ref().map_or("", |regex| regex.as_str()).to_owned()),
-        ("SCAN_MAX_RETRIES", max_retries.to_string()),
-        ("SCAN_HOST_PREFIX", host_prefix.as_deref().map_or(String::new(), path_text)),
-        ("LIFECYCLE_ENABLED", lifecycle_enabled.to_string()),
-        ("SIZES_TTL_DAYS", sizes_ttl_days.to_string()),
-        ("LIFECYCLE_INTERVAL", duration::format(*lifecycle_interval)),
-        ("DATABASE_URL", url.to_string()),
-        ("DOCKER_HOST", host.to_string()),
-        ("VOLSCAN_BIND", bind.to_string()),
-        ("RATE_LIMIT_RPM", rate_limit_rpm.to_string()),
-        ("AUTH_TOKEN", auth_token.as_ref().map_or(String::new(), |_| MASK.to_owned())),
-        ("RUST_LOG", filter.clone()),
-    ];
     let mut out = String::new();
-    for (name, value) in lines {
+    for variable in TABLE {
         // Writing to a String cannot fail.
-        let _ = writeln!(out, "{name}={}", shell_quote(&value));
+        let _ = writeln!(out, "{}={}", variable.name, shell_quote(&variable.masked_text(config)));
     }
     out
+}
+
+/// See [`Config::markdown_table`].
+pub(crate) fn markdown_table() -> String {
+    let defaults = Config::default();
+    let mut out = String::from("| variable | default | meaning |\n| --- | --- | --- |\n");
+    for variable in TABLE {
+        let default = match variable.masked_text(&defaults) {
+            text if text.is_empty() => "empty".to_owned(),
+            text => format!("`{}`", text.replace('|', "\\|")),
+        };
+        // Writing to a String cannot fail.
+        let _ = writeln!(out, "| `{}` | {default} | {} |", variable.name, variable.doc);
+    }
+    out
+}
+
+/// A duration as `6h` or `1h 30m`.
+pub(crate) fn duration(duration: &Duration) -> String {
+    duration::format(*duration)
+}
+
+/// Items as `a,b,c`.
+pub(crate) fn comma_list<T: Display>(items: &[T]) -> String {
+    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The pattern as written, or nothing.
+pub(crate) fn optional_regex(regex: &Option<Regex>) -> String {
+    regex.as_ref().map_or("", Regex::as_str).to_owned()
+}
+
+/// The path, or nothing.
+pub(crate) fn optional_path(path: &Option<PathBuf>) -> String {
+    path.as_deref().map_or(String::new(), path_text)
+}
+
+/// `***` when a secret is set, nothing when not: the secret itself is never read here.
+pub(crate) fn secret(secret: &Option<Secret>) -> String {
+    secret.as_ref().map_or(String::new(), |_| MASK.to_owned())
 }
 
 fn path_text(path: &Path) -> String {
@@ -75,7 +73,7 @@ fn path_text(path: &Path) -> String {
 
 /// `a,b` when no path contains a comma (or starts with `[`), else the JSON form, which is always
 /// unambiguous.
-fn path_list(paths: &[PathBuf]) -> String {
+pub(crate) fn path_list(paths: &[PathBuf]) -> String {
     let texts: Vec<String> = paths.iter().map(|path| path_text(path)).collect();
     if texts.iter().any(|text| text.contains(',') || text.starts_with('[')) {
         // Serialising a list of strings cannot fail.

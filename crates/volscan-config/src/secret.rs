@@ -1,4 +1,5 @@
-//! Keeping secrets out of logs: the [`Secret`] newtype and the masking of passwords inside URLs.
+//! Keeping secrets out of logs: the [`Secret`] newtype, the masking of passwords inside URLs, and
+//! [`Mask`], which each variable declares to say how its value is hidden when printed.
 //!
 //! This module only hides values when they are printed.
 //! It does not encrypt or zero memory, and it does not compare secrets: the HTTP layer does that in
@@ -37,6 +38,29 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(MASK)
+    }
+}
+
+/// How a variable's value is hidden wherever it is printed: in [`crate::Config::render`] and in
+/// error messages. Each variable declares one in `variables.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mask {
+    /// Not a secret: shown as written.
+    Nothing,
+    /// A URL that may hold a password, shown as `***` (see [`mask_url`]).
+    UrlPassword,
+    /// A secret: every value is shown as `***`.
+    Whole,
+}
+
+impl Mask {
+    /// `text` with what this mask hides replaced by `***`.
+    pub(crate) fn apply(self, text: &str) -> String {
+        match self {
+            Mask::Nothing => text.to_owned(),
+            Mask::UrlPassword => mask_url(text),
+            Mask::Whole => MASK.to_owned(),
+        }
     }
 }
 

@@ -1,11 +1,11 @@
 //! Merging the sources with figment: the optional TOML file, then the environment, into one
-//! [`RawConfig`].
+//! [`Merged`] set of values, each with the [`Origin`] that figment's metadata records for it.
 //!
 //! The environment provider here is our own, not figment's `Env`: it yields only the known
 //! variables, and always as strings, exactly as given.
 //! `Env` guesses types, so it would read the regex `[ab]` as an array, or a token `123` as a
 //! number.
-//! Nothing here validates values; that happens once, in `lib.rs`, on the merged [`RawConfig`].
+//! Nothing here validates values; `variable.rs` does that, once, on the merged values.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,37 +13,32 @@ use std::path::Path;
 use figment::error::Kind;
 use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map, Value};
-use figment::{Figment, Metadata, Profile, Provider};
-use serde::Deserialize;
+use figment::{Figment, Metadata, Profile, Provider, Source};
 
-use crate::error::ConfigError;
-use crate::value::Raw;
+use crate::error::{ConfigError, Origin};
+use crate::variable::Variable;
+use crate::variables::TABLE;
 
-/// Every variable of SPEC §2 as a raw value, `None` when no source sets it.
-///
-/// Field names are the TOML keys: the variable names in lower case.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawConfig {
-    pub(crate) scan_enabled: Option<Raw>,
-    pub(crate) scan_interval: Option<Raw>,
-    pub(crate) scan_concurrency: Option<Raw>,
-    pub(crate) scan_timeout_per_volume: Option<Raw>,
-    pub(crate) scan_methods_order: Option<Raw>,
-    pub(crate) scan_bind_mounts_enabled: Option<Raw>,
-    pub(crate) scan_bind_allowlist: Option<Raw>,
-    pub(crate) scan_skip_pattern: Option<Raw>,
-    pub(crate) scan_max_retries: Option<Raw>,
-    pub(crate) scan_host_prefix: Option<Raw>,
-    pub(crate) lifecycle_enabled: Option<Raw>,
-    pub(crate) sizes_ttl_days: Option<Raw>,
-    pub(crate) lifecycle_interval: Option<Raw>,
-    pub(crate) database_url: Option<Raw>,
-    pub(crate) docker_host: Option<Raw>,
-    pub(crate) volscan_bind: Option<Raw>,
-    pub(crate) rate_limit_rpm: Option<Raw>,
-    pub(crate) auth_token: Option<Raw>,
-    pub(crate) rust_log: Option<Raw>,
+/// The values that the file and the environment set, the environment's over the file's, keyed by
+/// the variable names in lower case. A variable that no source sets is absent.
+pub(crate) struct Merged {
+    /// The merged sources, kept for the metadata that says where each value came from.
+    figment: Figment,
+    /// Every value, by key.
+    values: Dict,
+}
+
+impl Merged {
+    /// The value of `variable`, with where it came from, or `None` when no source sets it.
+    pub(crate) fn get(&self, variable: &Variable) -> Option<(&Value, Origin)> {
+        let value = self.values.get(&variable.key())?;
+        let source = self.figment.get_metadata(value.tag()).and_then(|meta| meta.source.as_ref());
+        let origin = match source.and_then(Source::file_path) {
+            Some(path) => Origin::File(path.to_owned()),
+            None => Origin::Environment,
+        };
+        Some((value, origin))
+    }
 }
 
 /// A figment provider of the known environment variables, as strings, under their lower-case names.
@@ -66,12 +61,13 @@ impl Provider for EnvironmentProvider<'_> {
     }
 }
 
-/// Merges `file` (if any) and then `variables` over nothing: missing values stay `None`, and the
-/// caller applies the defaults.
+/// Merges `file` (if any) and then `variables` over nothing: the caller applies the defaults.
+///
+/// A key of the file that is not a known variable is an error.
 pub(crate) fn merge(
     file: Option<&Path>,
     variables: &BTreeMap<&'static str, String>,
-) -> Result<RawConfig, ConfigError> {
+) -> Result<Merged, ConfigError> {
     let mut figment = Figment::new();
     if let Some(path) = file {
         // `Toml::file` would silently yield nothing for a missing file, and would search parent
@@ -82,20 +78,33 @@ pub(crate) fn merge(
         figment = figment.merge(Toml::file_exact(path));
     }
     figment = figment.merge(EnvironmentProvider { variables });
-    figment.extract::<RawConfig>().map_err(|error| match (file, &error.kind) {
-        (Some(path), Kind::UnknownField(key, _)) => {
-            ConfigError::UnknownKey { key: key.clone(), path: path.to_owned() }
-        }
-        (Some(path), _) => {
-            ConfigError::File { path: path.to_owned(), detail: without_source_lines(&error) }
-        }
-        // Without a file, every value is a string from our own provider, which `Raw` always
-        // accepts.
-        (None, _) => ConfigError::File {
-            path: Path::new("(no file)").to_owned(),
-            detail: without_source_lines(&error),
-        },
-    })
+    // The empty path is the whole merged dictionary.
+    let values = match figment.find_value("") {
+        Ok(Value::Dict(_, values)) => values,
+        Ok(_) => Dict::new(),
+        Err(error) => return Err(file_error(file, &error)),
+    };
+    if let Some(path) = file {
+        check_keys(&values, path)?;
+    }
+    Ok(Merged { figment, values })
+}
+
+/// Refuses the first key, in sorted order, that is not a known variable.
+fn check_keys(values: &Dict, path: &Path) -> Result<(), ConfigError> {
+    let unknown = values.keys().find(|&key| !TABLE.iter().any(|variable| variable.key() == *key));
+    match unknown {
+        Some(key) => Err(ConfigError::UnknownKey { key: key.clone(), path: path.to_owned() }),
+        None => Ok(()),
+    }
+}
+
+/// The error of a file that could not be read or parsed.
+fn file_error(file: Option<&Path>, error: &figment::Error) -> ConfigError {
+    // Without a file, every value is a string from our own provider, which cannot fail; the
+    // fallback path only keeps this total.
+    let path = file.unwrap_or(Path::new("(no file)"));
+    ConfigError::File { path: path.to_owned(), detail: without_source_lines(error) }
 }
 
 /// The error's message without the lines of the file that a TOML parse error quotes, since they

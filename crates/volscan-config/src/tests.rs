@@ -298,6 +298,31 @@ fn the_readme_table_lists_every_variable_once_with_its_default() {
     }
 }
 
+/// The README's table is the one generated from the declarations of `variables.rs`, meanings
+/// included.
+#[test]
+fn the_readme_table_is_generated_from_the_declarations() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let table = Config::markdown_table();
+    assert!(
+        readme.contains(&format!("\n{table}\n")),
+        "README.md's configuration table must be `Config::markdown_table()`:\n{table}"
+    );
+}
+
+/// A variable whose name says it is a secret cannot be declared unmasked by mistake.
+#[test]
+fn every_secret_variable_is_masked_whole() {
+    for variable in variables::TABLE {
+        let secret =
+            ["TOKEN", "SECRET", "PASSWORD"].iter().any(|word| variable.name.contains(word));
+        if secret {
+            assert_eq!(variable.mask, secret::Mask::Whole, "{}", variable.name);
+        }
+    }
+}
+
 #[test]
 fn default_skip_pattern_compiles() {
     assert!(regex::Regex::new(DEFAULT_SKIP_PATTERN).is_ok());

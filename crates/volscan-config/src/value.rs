@@ -1,178 +1,74 @@
-//! Loosely typed raw values ([`Raw`]) and the parsers that turn them into typed values, once.
+//! The parsers that turn one value as the operator wrote it (a figment [`Value`]) into a typed
+//! value, once, and [`shown`], which writes such a value in an error message.
 //!
-//! A raw value is whatever the operator wrote: always a string in the environment, and a string,
-//! integer, boolean or array in the TOML file.
+//! A value is always a string in the environment, and a string, integer, boolean or array in the
+//! TOML file.
 //! Each parser accepts every spelling SPEC §2 allows and returns, on failure, the reason shown to
 //! the operator, ending with the accepted form.
-//! Parsers know nothing of variable names or where a value came from; `lib.rs` adds that context.
+//! Parsers know nothing of variable names or where a value came from; `variable.rs` adds that
+//! context.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use figment::value::{Num, Value};
 use regex::Regex;
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::duration;
-use crate::secret::{MASK, Secret, mask_url};
+use crate::secret::{Mask, Secret};
 use crate::types::{DatabaseUrl, DockerHost, ScanEnabled, ScanMethodName};
 
-/// One value as written by the operator, before validation.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Raw {
-    /// A string: every environment variable, and quoted TOML values.
-    Str(String),
-    /// A TOML integer.
-    Int(i128),
-    /// A TOML boolean.
-    Bool(bool),
-    /// A TOML array.
-    List(Vec<Raw>),
-    /// Anything else (a float, a table, a date), as shown in error messages: `1.5`, `{...}`.
-    Other(String),
-}
-
-impl fmt::Display for Raw {
-    /// Shows the value as it was written, strings quoted, so that an empty or space-padded value is
-    /// visible.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Raw::Str(text) => write!(f, "{text:?}"),
-            Raw::Int(number) => write!(f, "{number}"),
-            Raw::Bool(flag) => write!(f, "{flag}"),
-            Raw::List(items) => {
-                f.write_str("[")?;
-                for (index, item) in items.iter().enumerate() {
-                    if index > 0 {
-                        f.write_str(",")?;
-                    }
-                    write!(f, "{item}")?;
-                }
-                f.write_str("]")
-            }
-            Raw::Other(description) => f.write_str(description),
+/// `value` as written, for an error message, with every string in it passed through `mask`.
+///
+/// Strings are quoted so that an empty or space-padded value is visible; arrays show as
+/// `["a",1]`, tables as `{...}`.
+pub(crate) fn shown(value: &Value, mask: Mask) -> String {
+    match value {
+        Value::String(_, text) => format!("{:?}", mask.apply(text)),
+        Value::Char(_, c) => format!("{:?}", mask.apply(&c.to_string())),
+        Value::Bool(_, flag) => flag.to_string(),
+        Value::Num(_, number) => number_text(*number),
+        Value::Empty(..) => "nothing".to_owned(),
+        Value::Dict(..) => "{...}".to_owned(),
+        Value::Array(_, items) => {
+            let items: Vec<String> = items.iter().map(|item| shown(item, mask)).collect();
+            format!("[{}]", items.join(","))
         }
     }
 }
 
-impl Raw {
-    /// The value for an error message, with every string passed through `mask`.
-    pub(crate) fn display_masked(&self, mask: fn(&str) -> String) -> String {
-        self.map_strings(mask).to_string()
-    }
-
-    fn map_strings(&self, mask: fn(&str) -> String) -> Raw {
-        match self {
-            Raw::Str(text) => Raw::Str(mask(text)),
-            Raw::List(items) => {
-                Raw::List(items.iter().map(|item| item.map_strings(mask)).collect())
-            }
-            other => other.clone(),
-        }
+/// A number as written: `5`, `-5` or `1.5`.
+fn number_text(number: Num) -> String {
+    match (number.to_i128(), number.to_u128(), number.to_f64()) {
+        (Some(signed), _, _) => signed.to_string(),
+        (_, Some(unsigned), _) => unsigned.to_string(),
+        (_, _, Some(float)) => float.to_string(),
+        // Every `Num` is signed, unsigned or a float, so this is never reached.
+        (None, None, None) => format!("{number:?}"),
     }
 }
 
-/// Masks a whole value, for `AUTH_TOKEN`.
-pub(crate) fn mask_all(_: &str) -> String {
-    MASK.to_owned()
-}
-
-/// Masks the password of a URL, for `DATABASE_URL` and `DOCKER_HOST`.
-pub(crate) fn mask_password(url: &str) -> String {
-    mask_url(url)
-}
-
-/// Shows a value unchanged.
-pub(crate) fn mask_nothing(text: &str) -> String {
-    text.to_owned()
-}
-
-impl<'de> Deserialize<'de> for Raw {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Raw, D::Error> {
-        deserializer.deserialize_any(RawVisitor)
-    }
-}
-
-struct RawVisitor;
-
-impl<'de> Visitor<'de> for RawVisitor {
-    type Value = Raw;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string, integer, boolean or array")
-    }
-
-    fn visit_bool<E: de::Error>(self, flag: bool) -> Result<Raw, E> {
-        Ok(Raw::Bool(flag))
-    }
-
-    fn visit_i64<E: de::Error>(self, number: i64) -> Result<Raw, E> {
-        Ok(Raw::Int(i128::from(number)))
-    }
-
-    fn visit_u64<E: de::Error>(self, number: u64) -> Result<Raw, E> {
-        Ok(Raw::Int(i128::from(number)))
-    }
-
-    fn visit_i128<E: de::Error>(self, number: i128) -> Result<Raw, E> {
-        Ok(Raw::Int(number))
-    }
-
-    fn visit_u128<E: de::Error>(self, number: u128) -> Result<Raw, E> {
-        Ok(i128::try_from(number).map_or_else(|_| Raw::Other(number.to_string()), Raw::Int))
-    }
-
-    fn visit_f64<E: de::Error>(self, number: f64) -> Result<Raw, E> {
-        Ok(Raw::Other(number.to_string()))
-    }
-
-    fn visit_char<E: de::Error>(self, c: char) -> Result<Raw, E> {
-        Ok(Raw::Str(c.to_string()))
-    }
-
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Raw, E> {
-        Ok(Raw::Str(text.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, text: String) -> Result<Raw, E> {
-        Ok(Raw::Str(text))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Raw, E> {
-        Ok(Raw::Other("nothing".to_owned()))
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Raw, E> {
-        Ok(Raw::Other("nothing".to_owned()))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Raw::List(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Raw::Other("{...}".to_owned()))
-    }
+/// The integer that `value` holds, if it is a number without a fraction that fits an `i128`.
+fn integer_of(value: &Value) -> Option<i128> {
+    let number = value.to_num()?;
+    number.to_i128().or_else(|| number.to_u128().and_then(|number| i128::try_from(number).ok()))
 }
 
 /// The accepted form of booleans.
 pub(crate) const BOOL_EXPECTED: &str = "expected true or false (also 1/0, yes/no)";
 
 /// `true`/`false`, `1`/`0`, `yes`/`no` (any case), or a TOML boolean or 0/1.
-pub(crate) fn boolean(raw: &Raw) -> Result<bool, String> {
-    let parsed = match raw {
-        Raw::Bool(flag) => Some(*flag),
-        Raw::Int(0) => Some(false),
-        Raw::Int(1) => Some(true),
-        Raw::Str(text) => parse_bool_word(text),
-        _ => None,
+pub(crate) fn boolean(value: &Value) -> Result<bool, String> {
+    let parsed = match value {
+        Value::Bool(_, flag) => Some(*flag),
+        Value::String(_, text) => parse_bool_word(text),
+        number => match integer_of(number) {
+            Some(0) => Some(false),
+            Some(1) => Some(true),
+            _ => None,
+        },
     };
     parsed.ok_or_else(|| BOOL_EXPECTED.to_owned())
 }
@@ -186,13 +82,11 @@ fn parse_bool_word(text: &str) -> Option<bool> {
 }
 
 /// `auto`, or any boolean spelling.
-pub(crate) fn scan_enabled(raw: &Raw) -> Result<ScanEnabled, String> {
-    if let Raw::Str(text) = raw
-        && text.trim().eq_ignore_ascii_case("auto")
-    {
+pub(crate) fn scan_enabled(value: &Value) -> Result<ScanEnabled, String> {
+    if value.as_str().is_some_and(|text| text.trim().eq_ignore_ascii_case("auto")) {
         return Ok(ScanEnabled::Auto);
     }
-    match boolean(raw) {
+    match boolean(value) {
         Ok(true) => Ok(ScanEnabled::Always),
         Ok(false) => Ok(ScanEnabled::Never),
         Err(_) => Err("expected auto, true or false".to_owned()),
@@ -200,22 +94,20 @@ pub(crate) fn scan_enabled(raw: &Raw) -> Result<ScanEnabled, String> {
 }
 
 /// A duration greater than zero, as text or as a TOML integer of seconds.
-pub(crate) fn duration(raw: &Raw) -> Result<Duration, String> {
-    match raw {
-        Raw::Str(text) => duration::parse(text),
-        Raw::Int(seconds) => match u128::try_from(*seconds) {
-            Ok(seconds) => duration::from_seconds(seconds),
-            Err(_) => Err(duration::EXPECTED.to_owned()),
-        },
+pub(crate) fn duration(value: &Value) -> Result<Duration, String> {
+    if let Some(text) = value.as_str() {
+        return duration::parse(text);
+    }
+    match integer_of(value).map(u128::try_from) {
+        Some(Ok(seconds)) => duration::from_seconds(seconds),
         _ => Err(duration::EXPECTED.to_owned()),
     }
 }
 
 /// An integer in `min..=max`, as text or as a TOML integer.
-pub(crate) fn integer(raw: &Raw, min: u64, max: u64) -> Result<u64, String> {
-    let number = match raw {
-        Raw::Int(number) => Some(*number),
-        Raw::Str(text) => {
+pub(crate) fn integer(value: &Value, min: u64, max: u64) -> Result<u64, String> {
+    let number = match value.as_str() {
+        Some(text) => {
             let text = text.trim();
             // `str::parse` would also accept a leading `+`; plain digits are the documented form.
             match text.bytes().all(|byte| byte.is_ascii_digit()) {
@@ -223,7 +115,7 @@ pub(crate) fn integer(raw: &Raw, min: u64, max: u64) -> Result<u64, String> {
                 false => None,
             }
         }
-        _ => None,
+        None => integer_of(value),
     };
     match number.map(u64::try_from) {
         Some(Ok(number)) if (min..=max).contains(&number) => Ok(number),
@@ -232,8 +124,8 @@ pub(crate) fn integer(raw: &Raw, min: u64, max: u64) -> Result<u64, String> {
 }
 
 /// `SCAN_CONCURRENCY`: 1 to 64 workers.
-pub(crate) fn concurrency(raw: &Raw) -> Result<NonZeroUsize, String> {
-    let number = integer(raw, 1, 64)?;
+pub(crate) fn concurrency(value: &Value) -> Result<NonZeroUsize, String> {
+    let number = integer(value, 1, 64)?;
     usize::try_from(number)
         .ok()
         .and_then(NonZeroUsize::new)
@@ -241,8 +133,8 @@ pub(crate) fn concurrency(raw: &Raw) -> Result<NonZeroUsize, String> {
 }
 
 /// An integer in `min..=max` (with `min >= 1`) as a `NonZeroU32`.
-pub(crate) fn nonzero_u32(raw: &Raw, min: u32, max: u32) -> Result<NonZeroU32, String> {
-    let number = integer(raw, u64::from(min.max(1)), u64::from(max))?;
+pub(crate) fn nonzero_u32(value: &Value, min: u32, max: u32) -> Result<NonZeroU32, String> {
+    let number = integer(value, u64::from(min.max(1)), u64::from(max))?;
     u32::try_from(number)
         .ok()
         .and_then(NonZeroU32::new)
@@ -250,8 +142,8 @@ pub(crate) fn nonzero_u32(raw: &Raw, min: u32, max: u32) -> Result<NonZeroU32, S
 }
 
 /// An integer in `min..=max` as a `u32`.
-pub(crate) fn small_integer(raw: &Raw, min: u32, max: u32) -> Result<u32, String> {
-    let number = integer(raw, u64::from(min), u64::from(max))?;
+pub(crate) fn small_integer(value: &Value, min: u32, max: u32) -> Result<u32, String> {
+    let number = integer(value, u64::from(min), u64::from(max))?;
     u32::try_from(number).map_err(|_| format!("expected an integer from {min} to {max}"))
 }
 
@@ -259,35 +151,42 @@ pub(crate) fn small_integer(raw: &Raw, min: u32, max: u32) -> Result<u32, String
 ///
 /// An empty string, `[]` or an empty array is the empty list; an empty item is an error.
 /// `expected` is the accepted form for this particular list.
-pub(crate) fn list(raw: &Raw, expected: &str) -> Result<Vec<String>, String> {
-    match raw {
-        Raw::List(items) => items
+pub(crate) fn list(value: &Value, expected: &str) -> Result<Vec<String>, String> {
+    match value {
+        Value::Array(_, items) => items
             .iter()
-            .map(|item| match item {
-                Raw::Str(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
-                Raw::Str(_) => Err(format!("the list has an empty item; {expected}")),
-                other => Err(format!("the list item {other} is not a string; {expected}")),
+            .map(|item| match item.as_str() {
+                Some(text) => list_item(text, expected),
+                None => Err(format!(
+                    "the list item {} is not a string; {expected}",
+                    shown(item, Mask::Nothing)
+                )),
             })
             .collect(),
-        Raw::Str(text) => {
-            let text = text.trim();
-            if text.is_empty() {
-                return Ok(Vec::new());
-            }
-            if text.starts_with('[') {
-                let items: Vec<String> = serde_json::from_str(text).map_err(|_| {
-                    format!("the JSON-style list is not an array of strings; {expected}")
-                })?;
-                return list(&Raw::List(items.into_iter().map(Raw::Str).collect()), expected);
-            }
-            text.split(',')
-                .map(|item| match item.trim() {
-                    "" => Err(format!("the list has an empty item; {expected}")),
-                    item => Ok(item.to_owned()),
-                })
-                .collect()
-        }
+        Value::String(_, text) => list_in_text(text, expected),
         _ => Err(expected.to_owned()),
+    }
+}
+
+/// A list written in one string: `a,b,c`, `["a","b","c"]`, or empty for none.
+fn list_in_text(text: &str, expected: &str) -> Result<Vec<String>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    if text.starts_with('[') {
+        let items: Vec<String> = serde_json::from_str(text)
+            .map_err(|_| format!("the JSON-style list is not an array of strings; {expected}"))?;
+        return items.iter().map(|item| list_item(item, expected)).collect();
+    }
+    text.split(',').map(|item| list_item(item, expected)).collect()
+}
+
+/// One item of a list, trimmed; an empty item is an error.
+fn list_item(text: &str, expected: &str) -> Result<String, String> {
+    match text.trim() {
+        "" => Err(format!("the list has an empty item; {expected}")),
+        item => Ok(item.to_owned()),
     }
 }
 
@@ -296,8 +195,8 @@ pub(crate) const METHODS_EXPECTED: &str = "expected a non-empty list of distinct
     diskus, du, native, such as diskus,du,native or [\"du\",\"native\"]";
 
 /// `SCAN_METHODS_ORDER`: a non-empty list of distinct method names.
-pub(crate) fn methods(raw: &Raw) -> Result<Vec<ScanMethodName>, String> {
-    let names = list(raw, METHODS_EXPECTED)?;
+pub(crate) fn methods(value: &Value) -> Result<Vec<ScanMethodName>, String> {
+    let names = list(value, METHODS_EXPECTED)?;
     if names.is_empty() {
         return Err(format!("the list is empty; {METHODS_EXPECTED}"));
     }
@@ -326,8 +225,8 @@ const REFUSED_TREES: [&str; 3] = ["/proc", "/sys", "/dev"];
 ///
 /// This only checks the text. The scheduler canonicalises the paths (resolving symlinks) at
 /// start-up and must check the result again.
-pub(crate) fn allowlist(raw: &Raw) -> Result<Vec<PathBuf>, String> {
-    let items = list(raw, ALLOWLIST_EXPECTED)?;
+pub(crate) fn allowlist(value: &Value) -> Result<Vec<PathBuf>, String> {
+    let items = list(value, ALLOWLIST_EXPECTED)?;
     let mut paths = Vec::with_capacity(items.len());
     for item in &items {
         let path = normalize_absolute(item)
@@ -365,10 +264,10 @@ pub(crate) fn normalize_absolute(text: &str) -> Result<PathBuf, String> {
 
 /// `SCAN_SKIP_PATTERN`: a regular expression, or empty for none (an empty regex would match every
 /// volume).
-pub(crate) fn skip_pattern(raw: &Raw) -> Result<Option<Regex>, String> {
+pub(crate) fn skip_pattern(value: &Value) -> Result<Option<Regex>, String> {
     const EXPECTED: &str =
         "expected a regular expression such as ^docker_|^builder_, or empty to skip nothing";
-    let Raw::Str(pattern) = raw else {
+    let Some(pattern) = value.as_str() else {
         return Err(EXPECTED.to_owned());
     };
     if pattern.is_empty() {
@@ -385,9 +284,9 @@ pub(crate) fn skip_pattern(raw: &Raw) -> Result<Option<Regex>, String> {
 }
 
 /// `SCAN_HOST_PREFIX`: empty for none, else an absolute path, lexically normalised.
-pub(crate) fn host_prefix(raw: &Raw) -> Result<Option<PathBuf>, String> {
+pub(crate) fn host_prefix(value: &Value) -> Result<Option<PathBuf>, String> {
     const EXPECTED: &str = "expected an absolute path such as /host, or empty for none";
-    let Raw::Str(text) = raw else {
+    let Some(text) = value.as_str() else {
         return Err(EXPECTED.to_owned());
     };
     let text = text.trim();
@@ -398,42 +297,42 @@ pub(crate) fn host_prefix(raw: &Raw) -> Result<Option<PathBuf>, String> {
 }
 
 /// `DATABASE_URL`.
-pub(crate) fn database_url(raw: &Raw) -> Result<DatabaseUrl, String> {
-    match raw {
-        Raw::Str(text) => DatabaseUrl::parse(text),
-        _ => Err(DatabaseUrl::EXPECTED.to_owned()),
+pub(crate) fn database_url(value: &Value) -> Result<DatabaseUrl, String> {
+    match value.as_str() {
+        Some(text) => DatabaseUrl::parse(text),
+        None => Err(DatabaseUrl::EXPECTED.to_owned()),
     }
 }
 
 /// `DOCKER_HOST`.
-pub(crate) fn docker_host(raw: &Raw) -> Result<DockerHost, String> {
-    match raw {
-        Raw::Str(text) => DockerHost::parse(text),
-        _ => Err(DockerHost::EXPECTED.to_owned()),
+pub(crate) fn docker_host(value: &Value) -> Result<DockerHost, String> {
+    match value.as_str() {
+        Some(text) => DockerHost::parse(text),
+        None => Err(DockerHost::EXPECTED.to_owned()),
     }
 }
 
 /// `VOLSCAN_BIND`: an IP address and a port.
-pub(crate) fn socket_addr(raw: &Raw) -> Result<SocketAddr, String> {
+pub(crate) fn socket_addr(value: &Value) -> Result<SocketAddr, String> {
     const EXPECTED: &str = "expected an ip address and port such as 127.0.0.1:8080 or [::]:8080";
-    match raw {
-        Raw::Str(text) => text.trim().parse().map_err(|_| EXPECTED.to_owned()),
-        _ => Err(EXPECTED.to_owned()),
+    match value.as_str() {
+        Some(text) => text.trim().parse().map_err(|_| EXPECTED.to_owned()),
+        None => Err(EXPECTED.to_owned()),
     }
 }
 
 /// `AUTH_TOKEN`: empty for none, else printable ASCII without spaces (it must fit an
 /// `Authorization` header).
-pub(crate) fn auth_token(raw: &Raw) -> Result<Option<Secret>, String> {
+pub(crate) fn auth_token(value: &Value) -> Result<Option<Secret>, String> {
     const EXPECTED: &str = "expected printable ascii without spaces, or empty for none";
-    let Raw::Str(token) = raw else {
+    let Some(token) = value.as_str() else {
         return Err(EXPECTED.to_owned());
     };
     if token.is_empty() {
         return Ok(None);
     }
     match token.bytes().all(|byte| byte.is_ascii_graphic()) {
-        true => Ok(Some(Secret::new(token.clone()))),
+        true => Ok(Some(Secret::new(token))),
         false => Err(EXPECTED.to_owned()),
     }
 }
@@ -449,8 +348,8 @@ pub(crate) const LOG_FILTER_EXPECTED: &str = "expected a non-empty log filter su
 /// (`EnvFilter::builder().parse`), so a filter accepted here is never refused, nor silently
 /// ignored, at start-up. Empty directives (`info,,`) are skipped, as `EnvFilter` skips them, but
 /// a filter of nothing but commas is refused.
-pub(crate) fn log_filter(raw: &Raw) -> Result<String, String> {
-    let Raw::Str(text) = raw else {
+pub(crate) fn log_filter(value: &Value) -> Result<String, String> {
+    let Some(text) = value.as_str() else {
         return Err(LOG_FILTER_EXPECTED.to_owned());
     };
     let text = text.trim();

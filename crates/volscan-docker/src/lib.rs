@@ -11,7 +11,9 @@
 //! scan when; it only tells the scheduler what exists, where its data lives on
 //! this machine (`SCAN_HOST_PREFIX` applied), and what changed.
 
+mod binds;
 mod events;
+mod host;
 mod paths;
 mod source;
 

@@ -4,13 +4,13 @@
 //! request with a timeout, and translates `docker-api`'s models and errors at
 //! this boundary, so none of them reach the caller.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use docker_api::Docker;
-use docker_api::models::{ContainerSummary, MountPoint};
+use docker_api::models::ContainerSummary;
 use docker_api::opts::{
     ContainerListOpts, EventFilter, EventFilterType, EventsOpts, VolumeListOpts,
 };
@@ -22,7 +22,9 @@ use volscan_domain::{
     VolumeKind, VolumeName, VolumeSource, VolumeUsers,
 };
 
-use crate::paths::{self, BindPolicy, ResolvedBind};
+use crate::binds::BindResolver;
+use crate::host::check_host;
+use crate::paths::{self, BindPolicy};
 use crate::{DockerError, DockerSourceOptions, events};
 
 /// Docker's API version volscan speaks: the newest Docker 20.10 knows. Newer
@@ -50,7 +52,8 @@ pub struct DockerSource {
     /// Always `Some` until `drop` takes it to shut it down without blocking.
     runtime: Option<Runtime>,
     docker: Docker,
-    host: String,
+    /// The endpoint as `check_host` normalised it (read by its tests).
+    pub(crate) host: String,
     prefix: Option<PathBuf>,
     skip_pattern: Option<Regex>,
     bind_mounts_enabled: bool,
@@ -446,52 +449,13 @@ impl std::fmt::Debug for DockerSource {
     }
 }
 
-/// Resolves bind mount sources against the allowlist, each source once.
-///
-/// Only directories count: a bind-mounted file is not something to measure.
-struct BindResolver<'a> {
-    policy: &'a BindPolicy,
-    seen: HashMap<String, Option<ResolvedBind>>,
-}
-
-impl<'a> BindResolver<'a> {
-    fn new(policy: &'a BindPolicy) -> Self {
-        BindResolver { policy, seen: HashMap::new() }
-    }
-
-    /// The allowed directory behind `mount`, if it is a bind mount and allowed.
-    fn resolve(&mut self, mount: &MountPoint) -> Option<ResolvedBind> {
-        if mount.type_.as_deref() != Some("bind") {
-            return None;
-        }
-        let source = mount.source.as_deref()?;
-        let policy = self.policy;
-        self.seen
-            .entry(source.to_owned())
-            .or_insert_with(|| match policy.resolve(Path::new(source)) {
-                Ok(bind) if bind.local.is_dir() => Some(bind),
-                Ok(bind) => {
-                    tracing::debug!(
-                        source,
-                        "not scanning a bind mount of a non-directory {}",
-                        bind.host.display()
-                    );
-                    None
-                }
-                Err(reason) => {
-                    tracing::debug!(source, "not scanning a bind mount: {reason}");
-                    None
-                }
-            })
-            .clone()
-    }
-
-    /// Every allowed bind seen, deduplicated by canonical host path.
-    fn into_allowed(self) -> impl Iterator<Item = ResolvedBind> {
-        let unique: BTreeMap<PathBuf, ResolvedBind> =
-            self.seen.into_values().flatten().map(|bind| (bind.host.clone(), bind)).collect();
-        unique.into_values()
-    }
+/// A failed request to Docker, naming what was asked and where.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {what} at {host}")]
+struct CallError {
+    what: &'static str,
+    host: String,
+    source: BoxError,
 }
 
 /// A container's name without Docker's leading `/`, or its short id.
@@ -501,122 +465,4 @@ fn container_name(container: &ContainerSummary) -> String {
         Some(name) if !name.is_empty() => name.to_owned(),
         _ => container.id.as_deref().unwrap_or("unknown").chars().take(12).collect(),
     }
-}
-
-/// Checks the endpoint before `docker-api` sees it, for a clearer message, and
-/// returns it in the form `docker-api` reads: the scheme in lower case (URL
-/// schemes are case-insensitive, `docker-api` matches them exactly) and no `/`
-/// after a TCP endpoint's port (`docker-api` appends each request's path).
-///
-/// It accepts what `volscan-config` accepts for `DOCKER_HOST`, so a
-/// configuration that passes `check-config` also starts: `unix:///PATH`,
-/// `tcp://HOST:PORT` and `http://HOST:PORT` (plain HTTP). `https://` is
-/// refused: TLS is not supported.
-fn check_host(host: &str) -> Result<String, DockerError> {
-    const SUPPORTED: &str = "expected unix:///PATH, tcp://HOST:PORT or http://HOST:PORT \
-        (plain HTTP; TLS is not supported)";
-    let bad =
-        |reason: &str| DockerError::BadHost { host: host.to_owned(), reason: reason.to_owned() };
-    if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad(SUPPORTED));
-    }
-    let Some((scheme, rest)) = host.split_once("://") else {
-        return Err(bad(SUPPORTED));
-    };
-    let scheme = scheme.to_ascii_lowercase();
-    match scheme.as_str() {
-        "unix" if rest.starts_with('/') && rest.len() > 1 => Ok(format!("unix://{rest}")),
-        "unix" => {
-            Err(bad("a unix socket needs an absolute path, as in unix:///var/run/docker.sock"))
-        }
-        "tcp" | "http" => {
-            let authority = rest.strip_suffix('/').unwrap_or(rest);
-            match tcp_authority_problem(authority) {
-                None => Ok(format!("{scheme}://{authority}")),
-                Some(problem) => Err(bad(problem)),
-            }
-        }
-        "https" => Err(bad(&format!("https:// (TLS) endpoints are not supported; {SUPPORTED}"))),
-        _ => Err(bad(&format!("unsupported scheme; {SUPPORTED}"))),
-    }
-}
-
-/// What is wrong with a TCP endpoint's `[USER[:PASSWORD]@]HOST:PORT`, if anything.
-fn tcp_authority_problem(authority: &str) -> Option<&'static str> {
-    if authority.contains(['/', '?', '#']) {
-        return Some("a TCP endpoint takes no path, as in tcp://127.0.0.1:2375");
-    }
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host_port)| host_port);
-    let Some((host, port)) = host_port.rsplit_once(':') else {
-        return Some("a TCP endpoint needs a port, as in tcp://127.0.0.1:2375");
-    };
-    if host.is_empty() {
-        return Some("a TCP endpoint needs a host, as in tcp://127.0.0.1:2375");
-    }
-    match port.parse::<u16>() {
-        Ok(port) if port > 0 => None,
-        _ => Some("the port must be a number from 1 to 65535, as in tcp://127.0.0.1:2375"),
-    }
-}
-
-#[cfg(test)]
-mod host_tests {
-    use super::*;
-
-    fn source(host: &str) -> Result<DockerSource, DockerError> {
-        DockerSource::new(DockerSourceOptions { host: host.to_owned(), ..Default::default() })
-    }
-
-    /// Every value `volscan-config` accepts for `DOCKER_HOST` (also before its
-    /// canonicalisation) builds a source, and what it refuses is refused here too.
-    #[test]
-    fn the_hosts_the_configuration_accepts_are_accepted() {
-        for (host, canonical) in [
-            ("unix:///var/run/docker.sock", "unix:///var/run/docker.sock"),
-            ("UNIX:///var/run/docker.sock", "unix:///var/run/docker.sock"),
-            ("Unix:///Run/Docker.sock", "unix:///Run/Docker.sock"),
-            ("tcp://127.0.0.1:2375", "tcp://127.0.0.1:2375"),
-            ("TCP://host:2375", "tcp://host:2375"),
-            ("tcp://[::1]:2375", "tcp://[::1]:2375"),
-            ("tcp://user:pw@docker:2375", "tcp://user:pw@docker:2375"),
-            ("tcp://host:2375/", "tcp://host:2375"),
-            ("http://docker:2375", "http://docker:2375"),
-            ("HTTP://Docker:2375/", "http://Docker:2375"),
-        ] {
-            assert_eq!(check_host(host).unwrap(), canonical, "{host}");
-            let source = source(host).unwrap_or_else(|err| panic!("{host}: {err}"));
-            assert_eq!(source.host, canonical);
-        }
-        for host in [
-            "",
-            "/var/run/docker.sock",
-            "unix://",
-            "unix://var/run/docker.sock",
-            "tcp://",
-            "tcp://:2375",
-            "tcp://host",
-            "tcp://host:0",
-            "tcp://host:70000",
-            "tcp://host:port",
-            "tcp://host:2375/path",
-            "ssh://user@host",
-            "npipe:////./pipe/docker_engine",
-            "https://docker.example.com",
-            "HTTPS://docker:2376",
-        ] {
-            assert!(source(host).is_err(), "{host} was accepted");
-        }
-        let err = source("https://docker:2376").err().unwrap().to_string();
-        assert!(err.contains("https:// (TLS) endpoints are not supported"), "{err}");
-        assert!(err.contains("tcp://HOST:PORT or http://HOST:PORT"), "{err}");
-    }
-}
-
-/// A failed request to Docker, naming what was asked and where.
-#[derive(Debug, thiserror::Error)]
-#[error("failed to {what} at {host}")]
-struct CallError {
-    what: &'static str,
-    host: String,
-    source: BoxError,
 }

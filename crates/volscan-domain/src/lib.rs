@@ -1,28 +1,41 @@
 //! The nouns and ports of volscan, free of IO.
 //!
 //! This crate says what a volume, a scan run and a measured `Usage` are, which
-//! state changes a run may make, and which traits the adapters implement
-//! (`ScanEngine`, `Repository`, `VolumeSource`). It depends on no database,
+//! state changes a run may make (`run.rs`), and which ports the adapters
+//! implement, one module each: scan engines and their chain (`engine.rs`),
+//! the repository (`repository.rs`, `ReadRepository` for readers and
+//! `Repository` for the scheduler's writes), the volume source (`source.rs`),
+//! and the cancellation flag they share (`cancel.rs`). Ports block and take
+//! the current time as an argument. It depends on no database,
 //! HTTP or async runtime crate and touches neither the file system nor the
 //! network; `xtask`'s tidy tests check that.
 
+mod cancel;
+mod engine;
 mod ids;
 mod name;
-mod ports;
+mod repository;
 mod run;
+mod source;
 mod usage;
 mod volume;
 
+pub use cancel::{CancelReason, CancelToken};
+pub use engine::{EngineChain, ScanContext, ScanEngine, ScanError};
 pub use ids::{BatchId, ScanId};
 pub use name::{InvalidVolumeName, VolumeName};
-pub use ports::{
-    BoxError, CancelReason, CancelToken, EngineChain, Enqueued, NewScanRun, RepoError, Repository,
-    RunFilter, RunOutcome, ScanContext, ScanEngine, ScanError, SourceError, SourceEvent,
-    StatusCounts, VolumeSource, VolumeUsers,
+pub use repository::{
+    Enqueued, NewScanRun, ReadRepository, RepoError, Repository, RunFilter, StatusCounts,
 };
-pub use run::{IllegalTransition, ParseEnumError, ScanMethod, ScanRun, ScanStatus, Trigger};
+pub use run::{
+    IllegalTransition, ParseEnumError, RunOutcome, ScanMethod, ScanRun, ScanStatus, Trigger,
+};
+pub use source::{SourceError, SourceEvent, VolumeSource, VolumeUsers};
 pub use usage::{Usage, VolumeStat};
 pub use volume::{DiscoveredVolume, Volume, VolumeKind};
+
+/// A boxed cause carried by an error variant.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A point in time, always in UTC.
 pub type Timestamp = time::OffsetDateTime;

@@ -1,5 +1,5 @@
-//! Scan runs: their status machine, the method that measured them and what
-//! triggered them.
+//! Scan runs: their status machine, how an attempt ends (`RunOutcome`), the
+//! method that measured them and what triggered them.
 //!
 //! `ScanStatus::can_become` is the one place that says which status changes
 //! are legal; the repository refuses every other change.
@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::{BatchId, ScanId, Timestamp, VolumeName};
+use crate::{BatchId, ScanId, Timestamp, Usage, VolumeName};
 
 /// A text did not name a known variant of one of this module's enums.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -181,6 +181,50 @@ pub struct ScanRun {
     pub estimated_duration: Option<Duration>,
     /// A queued run is not claimed before this time (retry backoff); `None` means at once.
     pub not_before: Option<Timestamp>,
+}
+
+/// How an attempt ended; applied by `Repository::record_outcome`, which checks it with `ScanStatus::can_become`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Measured: the run becomes `completed` and its `volume_stats` row is written,
+    /// both in one transaction.
+    Completed {
+        /// The measurement.
+        usage: Usage,
+        /// The engine that made it.
+        method: ScanMethod,
+        /// How long the engine took.
+        duration: Duration,
+    },
+    /// Given up: the run becomes `failed` with this reason.
+    Failed {
+        /// Stored in `error_message`.
+        reason: String,
+    },
+    /// The run becomes `canceled` (from `queued` or `running`).
+    Canceled,
+    /// The attempt failed and another follows: the run goes back to `queued`
+    /// and is not claimed before `not_before`.
+    Retry {
+        /// Earliest time of the next attempt.
+        not_before: Timestamp,
+        /// Why this attempt failed, kept in `error_message`.
+        reason: String,
+    },
+    /// Put back to `queued` as it was (shutdown); the attempt does not count.
+    Requeue,
+}
+
+impl RunOutcome {
+    /// The status the run takes.
+    pub fn status(&self) -> ScanStatus {
+        match self {
+            RunOutcome::Completed { .. } => ScanStatus::Completed,
+            RunOutcome::Failed { .. } => ScanStatus::Failed,
+            RunOutcome::Canceled => ScanStatus::Canceled,
+            RunOutcome::Retry { .. } | RunOutcome::Requeue => ScanStatus::Queued,
+        }
+    }
 }
 
 #[cfg(test)]

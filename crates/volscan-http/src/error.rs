@@ -1,12 +1,16 @@
 //! `ApiError`: every error the API answers with, its status and its stable
 //! snake_case code, in the body `{"error": {"code", "message"}}`.
 //!
-//! A 5xx never shows its details to the client; they go to the log.
+//! A 5xx never shows its details to the client; they go to the log, written
+//! by the `log_server_errors` middleware.
 
 use std::time::Duration;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 use volscan_domain::{RepoError, error_chain};
@@ -148,10 +152,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let (status, code) = self.classify();
-        // `Internal`'s message is generic; its detail goes to the log only.
-        if let ApiError::Internal(detail) = self {
-            tracing::error!(%detail, "request failed");
-        }
+        // `Internal`'s message is generic; `log_server_errors` logs its detail.
         let message = self.to_string();
         let mut response = HttpResponse::build(status);
         match self {
@@ -170,6 +171,25 @@ impl ResponseError for ApiError {
         }
         response.json(ErrorBody { error: ErrorDetail { code, message } })
     }
+}
+
+/// Middleware: logs the detail of a 5xx answer once, after the response is
+/// built (so converting an error into a response has no side effect). Only
+/// the log sees an `Internal` error's detail; the client gets a generic body.
+pub(crate) async fn log_server_errors(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let response = next.call(request).await?;
+    if response.status().is_server_error() {
+        let error = response.response().error();
+        match error.and_then(|err| err.as_error::<ApiError>()) {
+            Some(ApiError::Internal(detail)) => tracing::error!(%detail, "request failed"),
+            Some(other) => tracing::debug!(error = %other, "request answered with a 5xx"),
+            None => tracing::debug!(status = %response.status(), "request answered with a 5xx"),
+        }
+    }
+    Ok(response)
 }
 
 /// The default service: a JSON 404 for every unknown path.

@@ -76,7 +76,8 @@ fn component(status: HealthStatus, message: Option<String>) -> ComponentHealth {
 pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
     let repo = state.repo.clone();
     let ping = tokio_timeout(web::block(move || repo.ping()));
-    let source = tokio_timeout(state.scheduler.check_source());
+    let source = state.source.clone();
+    let source = tokio_timeout(web::block(move || source.ping()));
     let (database, docker) = futures_util::future::join(ping, source).await;
     let database = match database {
         Some(Ok(Ok(()))) => component(HealthStatus::Healthy, None),
@@ -90,8 +91,12 @@ pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
         ),
     };
     let docker = match docker {
-        Some(Ok(_version)) => component(HealthStatus::Healthy, None),
-        Some(Err(err)) => component(HealthStatus::Degraded, Some(err.to_string())),
+        Some(Ok(Ok(_version))) => component(HealthStatus::Healthy, None),
+        Some(Ok(Err(err))) => component(HealthStatus::Degraded, Some(err.to_string())),
+        Some(Err(_)) => component(
+            HealthStatus::Degraded,
+            Some("the volume source check was interrupted".to_owned()),
+        ),
         None => component(
             HealthStatus::Degraded,
             Some("the volume source did not answer in time".to_owned()),

@@ -4,7 +4,8 @@
 //! This is the only crate that knows HTTP. Its JSON types (`json.rs`) are its
 //! own and are filled by hand from domain values, so a change to a domain
 //! type cannot silently change the API. Handlers reach the blocking
-//! repository only through `web::block`, and the scheduler through its handle.
+//! repository (read only) and the volume source only through `web::block`,
+//! and the scheduler through its handle; the binary wires all three in.
 
 mod error;
 mod guard;
@@ -16,8 +17,8 @@ mod routes;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use actix_web::{App, HttpServer, web};
-use volscan_domain::{Repository, VolumeUsers};
+use actix_web::{App, HttpServer, middleware, web};
+use volscan_domain::{ReadRepository, VolumeSource, VolumeUsers};
 use volscan_scheduler::SchedulerHandle;
 
 pub use error::ApiError;
@@ -39,9 +40,11 @@ pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    /// Stored volumes, runs and stats.
-    pub repo: Arc<dyn Repository>,
-    /// The scheduler: triggers, cancel, status, health and the volume source.
+    /// Stored volumes, runs and stats, read only.
+    pub repo: Arc<dyn ReadRepository>,
+    /// The volume source (Docker), for its health and the containers using volumes.
+    pub source: Arc<dyn VolumeSource>,
+    /// The scheduler: triggers, cancel, status and health.
     pub scheduler: SchedulerHandle,
     /// `AUTH_TOKEN`: required as a bearer token on writing endpoints when set.
     pub auth_token: Option<String>,
@@ -58,7 +61,8 @@ pub struct AppState {
 impl AppState {
     /// The state for these parts; `rate_limit_rpm` is `RATE_LIMIT_RPM`.
     pub fn new(
-        repo: Arc<dyn Repository>,
+        repo: Arc<dyn ReadRepository>,
+        source: Arc<dyn VolumeSource>,
         scheduler: SchedulerHandle,
         auth_token: Option<String>,
         rate_limit_rpm: u32,
@@ -66,6 +70,7 @@ impl AppState {
     ) -> Self {
         AppState {
             repo,
+            source,
             scheduler,
             auth_token,
             limiter: Arc::new(RateLimiter::new(rate_limit_rpm)),
@@ -101,6 +106,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .service(
                 web::scope("/api/v1")
+                    .wrap(middleware::from_fn(error::log_server_errors))
                     .service(
                         resource("/volumes/{name}/scan", "POST")
                             .route(web::post().to(routes::trigger_scan)),
@@ -140,7 +146,11 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     )
                     .service(resource("/openapi.json", "GET").route(web::get().to(openapi::serve))),
             )
-            .service(resource("/metrics", "GET").route(web::get().to(routes::metrics)))
+            .service(
+                resource("/metrics", "GET")
+                    .wrap(middleware::from_fn(error::log_server_errors))
+                    .route(web::get().to(routes::metrics)),
+            )
             .default_service(web::to(error::not_found));
     }
 }

@@ -204,7 +204,7 @@ async fn users(state: &AppState) -> Option<Arc<Vec<VolumeUsers>>> {
             return users.clone();
         }
     }
-    let source = state.scheduler.source();
+    let source = Arc::clone(&state.source);
     let fetched =
         actix_web::rt::time::timeout(Duration::from_secs(3), web::block(move || source.users()))
             .await;

@@ -1,5 +1,6 @@
-//! Connections: one `MultiConnection` over PostgreSQL and SQLite, an r2d2
-//! pool of them, the SQLite settings, and the embedded migrations.
+//! Connections: one `MultiConnection` over PostgreSQL and SQLite, how r2d2
+//! opens and checks them, the SQLite settings, the embedded migrations, and
+//! `on_backend!`, which compiles a statement once per backend.
 //!
 //! The backend is chosen from the URL's scheme alone: a PostgreSQL URL that
 //! fails to connect is an error, never a SQLite file named after the URL.
@@ -117,3 +118,37 @@ pub(crate) fn run_migrations(
     };
     Ok(applied.into_iter().map(|version| version.to_string()).collect())
 }
+
+/// Runs `$body` with `$c` bound to the concrete connection (`&mut PgConnection`
+/// or `&mut SqliteConnection`), compiled once per backend: for a statement
+/// that must be built for a concrete backend, such as `RETURNING` with
+/// `as_returning()`, which `MultiBackend` cannot render.
+///
+/// The second form first binds `$v` to a value given per backend, for the one
+/// piece of a statement whose SQL differs (the claim's `FOR UPDATE SKIP
+/// LOCKED`, which SQLite lacks): the body is still written once and compiled
+/// for each backend.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::connection::AnyConnection::Postgresql($c) => $body,
+            $crate::connection::AnyConnection::Sqlite($c) => $body,
+        }
+    };
+    (
+        $conn:expr,
+        |$c:ident, $v:ident = { postgres: $pg:expr, sqlite: $sqlite:expr $(,)? }| $body:expr
+    ) => {
+        match $conn {
+            $crate::connection::AnyConnection::Postgresql($c) => {
+                let $v = $pg;
+                $body
+            }
+            $crate::connection::AnyConnection::Sqlite($c) => {
+                let $v = $sqlite;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_backend;

@@ -10,15 +10,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::prelude::*;
+use diesel::result::DatabaseErrorKind;
 use time::OffsetDateTime;
 use volscan_domain::{
-    BatchId, DiscoveredVolume, NewScanRun, RepoError, Repository, RunFilter, RunOutcome, ScanId,
-    ScanMethod, ScanStatus, Trigger, Usage, VolumeKind, VolumeName,
+    BatchId, DiscoveredVolume, NewScanRun, ReadRepository, RepoError, Repository, RunFilter,
+    RunOutcome, ScanId, ScanMethod, ScanStatus, Trigger, Usage, VolumeKind, VolumeName,
 };
 
 use volscan_testing::{PgDatabase, TempDir};
 
 use super::*;
+use crate::retry::TxError;
+use crate::schema::volume_stats;
 
 /// A fresh database that is removed when the test ends.
 struct TestDb {

@@ -48,7 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             stat.volume, stat.usage.size_bytes, stat.usage.file_count, stat.method
         );
     }
-    scheduler.shutdown().await;
+    scheduler.stop().await;
     let _ = std::fs::remove_file(&database);
     Ok(())
 }

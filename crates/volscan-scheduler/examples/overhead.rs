@@ -93,7 +93,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{DIRECTORIES} scans through 1 worker on SQLite: wall {wall:.2?}, engine {engine:.2?}, \
          overhead per scan {overhead:.2?} (goal: at most 2 ms)"
     );
-    scheduler.shutdown().await;
+    scheduler.stop().await;
     std::fs::remove_dir_all(&base)?;
     Ok(())
 }

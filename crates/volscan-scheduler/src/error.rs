@@ -36,9 +36,6 @@ pub enum SchedulerError {
         /// Its final status.
         status: ScanStatus,
     },
-    /// The scheduler is stopped or shutting down.
-    #[error("the scheduler is not running")]
-    NotRunning,
     /// The database failed.
     #[error(transparent)]
     Repo(#[from] RepoError),

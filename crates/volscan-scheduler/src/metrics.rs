@@ -55,8 +55,54 @@ pub(crate) fn duration(method: ScanMethod, duration: Duration) {
     metrics::histogram!(SCAN_DURATION, "method" => method.as_str()).record(duration.as_secs_f64());
 }
 
-pub(crate) fn error(reason: &'static str) {
-    metrics::counter!(SCAN_ERRORS, "reason" => reason).increment(1);
+/// Why an attempt failed: the `reason` label of `volscan_scan_errors_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorReason {
+    /// The volume's data cannot be reached (missing, not a directory, unreadable).
+    Unreachable,
+    /// No engine of the chain is available.
+    NoEngine,
+    /// An external tool failed to start, failed, or printed nonsense.
+    ToolFailed,
+    /// The scan was canceled.
+    Canceled,
+    /// Reading the tree failed.
+    Io,
+    /// The database failed.
+    Database,
+    /// The volume was removed or is unknown.
+    Removed,
+    /// The volume source did not answer.
+    Source,
+    /// The blocking task was interrupted (the runtime is stopping).
+    Interrupted,
+    /// The scan thread panicked.
+    Panic,
+    /// `SCAN_TIMEOUT_PER_VOLUME` ran out.
+    Timeout,
+}
+
+impl ErrorReason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorReason::Unreachable => "unreachable",
+            ErrorReason::NoEngine => "no_engine",
+            ErrorReason::ToolFailed => "tool_failed",
+            ErrorReason::Canceled => "canceled",
+            ErrorReason::Io => "io",
+            ErrorReason::Database => "database",
+            ErrorReason::Removed => "removed",
+            ErrorReason::Source => "source",
+            ErrorReason::Interrupted => "interrupted",
+            ErrorReason::Panic => "panic",
+            ErrorReason::Timeout => "timeout",
+        }
+    }
+}
+
+pub(crate) fn error(reason: ErrorReason) {
+    metrics::counter!(SCAN_ERRORS, "reason" => reason.as_str()).increment(1);
 }
 
 pub(crate) fn last_run(at: Timestamp) {

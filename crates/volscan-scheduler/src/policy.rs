@@ -1,6 +1,9 @@
-//! The scheduler's decisions as pure functions of their inputs: retry delays,
-//! progress, cooldown and health. Nothing here reads a clock or does IO, so
-//! the tests below pin every rule with explicit times.
+//! The scheduler's decisions as pure functions of their inputs, and every
+//! timing rule it follows: retry delays (of a scan, of an outcome write, of
+//! the event stream, of a periodic run), progress, cooldown and health.
+//! Nothing here reads a clock or does IO, so the tests below pin every rule
+//! with explicit times. Durations an operator may change are in
+//! `SchedulerOptions`; the fixed ones are the constants below.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -85,6 +88,64 @@ pub fn periodic_retry_delay(previous: Option<Duration>, interval: Duration) -> D
     }
     .min(interval)
 }
+
+/// The first wait before writing a scan's outcome again when the database
+/// refused it (it may be restarting).
+pub const OUTCOME_WRITE_RETRY_FIRST: Duration = Duration::from_millis(500);
+
+/// The longest wait between attempts to write a scan's outcome.
+pub const OUTCOME_WRITE_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// The wait before writing an outcome again: 500 ms, then doubling after each
+/// further failure, never more than 30 s.
+pub fn outcome_write_retry_delay(previous: Option<Duration>) -> Duration {
+    match previous {
+        None => OUTCOME_WRITE_RETRY_FIRST,
+        Some(previous) => previous.saturating_mul(2).min(OUTCOME_WRITE_RETRY_MAX),
+    }
+}
+
+/// The first wait before reconnecting a lost event stream.
+pub const EVENT_RECONNECT_FIRST: Duration = Duration::from_secs(1);
+
+/// The longest wait between attempts to reconnect the event stream.
+pub const EVENT_RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// A stream that ran this long before it was lost counts as having worked:
+/// the next reconnect waits `EVENT_RECONNECT_FIRST` again.
+pub const EVENT_STREAM_STABLE: Duration = Duration::from_secs(60);
+
+/// The wait before reconnecting the event stream, which ran for `ran_for`
+/// before it was lost: 1 s, then doubling after each further loss up to 30 s,
+/// and 1 s again after a stream that ran over a minute.
+pub fn event_reconnect_delay(previous: Option<Duration>, ran_for: Duration) -> Duration {
+    match previous {
+        Some(previous) if ran_for <= EVENT_STREAM_STABLE => {
+            previous.saturating_mul(2).min(EVENT_RECONNECT_MAX)
+        }
+        _ => EVENT_RECONNECT_FIRST,
+    }
+}
+
+/// How long a reconnected event stream runs before the first catch-up
+/// reconcile; the second follows `4 ×` this later, so a volume created around
+/// the reconnect is seen by one or the other.
+pub const CATCH_UP_DELAY: Duration = Duration::from_secs(1);
+
+/// How long the event consumer lets a burst gather before handling it, so a
+/// burst of `create` events costs one listing of the source, not one each.
+pub const EVENT_COALESCE: Duration = Duration::from_millis(100);
+
+/// The queue depth is counted again at least this often (SPEC §6: the gauge
+/// agrees with the table within a second).
+pub const DEPTH_REFRESH: Duration = Duration::from_millis(500);
+
+/// How long a cancel waits for a running scan to stop and write its outcome
+/// before settling the run itself.
+pub const CANCEL_WAIT: Duration = Duration::from_secs(1);
+
+/// How long a forced stop waits for claims in flight to register their runs.
+pub const CLAIM_SETTLE: Duration = Duration::from_secs(2);
 
 /// The last finished runs' statuses, newest last, at most `RECENT` of them.
 pub const RECENT: usize = 20;
@@ -179,6 +240,28 @@ mod tests {
         assert_eq!(cooldown_remaining(Some(s(15)), cooldown), Some(s(45)));
         assert_eq!(cooldown_remaining(Some(s(60)), cooldown), None);
         assert_eq!(cooldown_remaining(Some(s(3600)), cooldown), None);
+    }
+
+    #[test]
+    fn outcome_writes_are_retried_from_500_ms_doubling_to_30_s() {
+        let mut delays = Vec::new();
+        let mut previous = None;
+        for _ in 0..9 {
+            let delay = outcome_write_retry_delay(previous);
+            delays.push(delay.as_millis());
+            previous = Some(delay);
+        }
+        assert_eq!(delays, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+    }
+
+    #[test]
+    fn the_event_stream_reconnects_with_backoff_reset_by_a_stream_that_worked() {
+        let secs = Duration::from_secs;
+        assert_eq!(event_reconnect_delay(None, secs(0)), secs(1));
+        assert_eq!(event_reconnect_delay(Some(secs(1)), secs(0)), secs(2));
+        assert_eq!(event_reconnect_delay(Some(secs(16)), secs(5)), secs(30));
+        assert_eq!(event_reconnect_delay(Some(secs(30)), secs(60)), secs(30));
+        assert_eq!(event_reconnect_delay(Some(secs(30)), secs(61)), secs(1));
     }
 
     #[test]

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use time::macros::datetime;
 use tokio::sync::Notify;
 use volscan_domain::{
-    CancelToken, DiscoveredVolume, EngineChain, Repository, RunFilter, ScanContext, ScanEngine,
-    ScanError, ScanId, ScanMethod, ScanRun, ScanStatus, SourceError, SourceEvent, Trigger, Usage,
-    Volume, VolumeKind, VolumeName, VolumeSource, VolumeUsers,
+    CancelToken, DiscoveredVolume, EngineChain, ReadRepository, Repository, RunFilter, ScanContext,
+    ScanEngine, ScanError, ScanId, ScanMethod, ScanRun, ScanStatus, SourceError, SourceEvent,
+    Trigger, Usage, Volume, VolumeKind, VolumeName, VolumeSource, VolumeUsers,
 };
 use volscan_repo::DieselRepository;
 use volscan_testing::TempDir;

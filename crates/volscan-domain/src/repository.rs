@@ -1,0 +1,228 @@
+//! The repository port: durable storage of volumes, runs and stats (the
+//! queue's source of truth), split by caller: `ReadRepository` answers the
+//! questions readers (the HTTP API) ask, and `Repository` adds the writes of
+//! the scheduler. Also the data types of its calls and its error.
+//!
+//! Every method blocks; times are passed in by the caller, never read from a
+//! clock here, so the scheduler's tests can step time by hand.
+
+use crate::{
+    BatchId, BoxError, DiscoveredVolume, IllegalTransition, RunOutcome, ScanId, ScanMethod,
+    ScanRun, ScanStatus, Timestamp, Trigger, Volume, VolumeName, VolumeStat,
+};
+
+/// A run to insert as `queued`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewScanRun {
+    /// Its id, chosen by the caller so it can be returned before the insert.
+    pub scan_id: ScanId,
+    /// The volume to measure.
+    pub volume: VolumeName,
+    /// The bulk or periodic batch it belongs to.
+    pub batch_id: Option<BatchId>,
+    /// What asked for it.
+    pub trigger: Trigger,
+    /// When it was accepted.
+    pub queued_at: Timestamp,
+}
+
+/// The answer to `Repository::enqueue`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The new run, or the volume's run that was already active.
+    pub run: ScanRun,
+    /// `true` when `run` is the existing active run and nothing was inserted.
+    pub deduplicated: bool,
+}
+/// Which runs `ReadRepository::runs` and `count_runs` return.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only this volume's runs.
+    pub volume: Option<VolumeName>,
+    /// Only runs in this status.
+    pub status: Option<ScanStatus>,
+    /// Only runs of this batch.
+    pub batch: Option<BatchId>,
+    /// At most this many (ignored by `count_runs`).
+    pub limit: Option<u32>,
+}
+
+impl RunFilter {
+    /// Every run in `status`.
+    pub fn with_status(status: ScanStatus) -> Self {
+        RunFilter { status: Some(status), ..RunFilter::default() }
+    }
+}
+
+/// Runs of a batch by status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    /// `queued` runs.
+    pub queued: u64,
+    /// `running` runs.
+    pub running: u64,
+    /// `completed` runs.
+    pub completed: u64,
+    /// `failed` runs.
+    pub failed: u64,
+    /// `canceled` runs.
+    pub canceled: u64,
+}
+
+impl StatusCounts {
+    /// All runs counted.
+    pub fn total(&self) -> u64 {
+        self.queued + self.running + self.completed + self.failed + self.canceled
+    }
+
+    /// Adds `n` runs of `status`.
+    pub fn add(&mut self, status: ScanStatus, n: u64) {
+        let slot = match status {
+            ScanStatus::Queued => &mut self.queued,
+            ScanStatus::Running => &mut self.running,
+            ScanStatus::Completed => &mut self.completed,
+            ScanStatus::Failed => &mut self.failed,
+            ScanStatus::Canceled => &mut self.canceled,
+        };
+        *slot += n;
+    }
+}
+
+/// What readers ask of the stored volumes, runs and stats (the HTTP API
+/// needs nothing more).
+///
+/// Every method blocks.
+pub trait ReadRepository: Send + Sync {
+    /// Checks that the database answers.
+    fn ping(&self) -> Result<(), RepoError>;
+
+    /// One volume, removed or not.
+    fn volume(&self, name: &VolumeName) -> Result<Option<Volume>, RepoError>;
+
+    /// Every volume by name; removed ones only when `include_removed`.
+    fn volumes(&self, include_removed: bool) -> Result<Vec<Volume>, RepoError>;
+
+    /// One run.
+    fn run(&self, scan_id: ScanId) -> Result<Option<ScanRun>, RepoError>;
+
+    /// The volume's `queued` or `running` run.
+    fn active_run(&self, volume: &VolumeName) -> Result<Option<ScanRun>, RepoError>;
+
+    /// Runs matching `filter`, newest first.
+    fn runs(&self, filter: &RunFilter) -> Result<Vec<ScanRun>, RepoError>;
+
+    /// How many runs match `filter` (its `limit` ignored).
+    fn count_runs(&self, filter: &RunFilter) -> Result<u64, RepoError>;
+
+    /// A batch's runs by status.
+    fn batch_counts(&self, batch: BatchId) -> Result<StatusCounts, RepoError>;
+
+    /// The newest stat of every known volume that has one, by volume name.
+    fn latest_stats(&self) -> Result<Vec<VolumeStat>, RepoError>;
+
+    /// The newest stat of one volume.
+    fn latest_stat(&self, volume: &VolumeName) -> Result<Option<VolumeStat>, RepoError>;
+
+    /// Stats of one volume with `since <= ts < until`, oldest first, at most `limit`.
+    fn history(
+        &self,
+        volume: &VolumeName,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+        limit: u32,
+    ) -> Result<Vec<VolumeStat>, RepoError>;
+}
+
+/// Durable storage of volumes, runs and stats; the queue's source of truth.
+/// Adds to the reads the writes the scheduler makes.
+///
+/// Every method blocks. Each write is atomic: a caller never sees half of one.
+pub trait Repository: ReadRepository {
+    /// Inserts or refreshes a volume seen at `now` (clearing `removed_at`).
+    fn upsert_volume(&self, volume: &DiscoveredVolume, now: Timestamp)
+    -> Result<Volume, RepoError>;
+
+    /// Sets `removed_at`; `false` when the volume is unknown or already removed.
+    fn mark_volume_removed(&self, name: &VolumeName, now: Timestamp) -> Result<bool, RepoError>;
+
+    /// Inserts a `queued` run, unless the volume already has an active run:
+    /// then that run is returned with `deduplicated: true`. `estimated_duration`
+    /// is filled from the volume's last completed scan.
+    fn enqueue(&self, run: NewScanRun) -> Result<Enqueued, RepoError>;
+
+    /// Atomically takes the oldest `queued` run that is due at `now`, marks it
+    /// `running` and counts the attempt. Two callers never get the same run.
+    fn claim_next(&self, now: Timestamp) -> Result<Option<ScanRun>, RepoError>;
+
+    /// Stores progress (0–99) and, once chosen, the method of a `running` run.
+    fn update_progress(
+        &self,
+        scan_id: ScanId,
+        progress: u8,
+        method: Option<ScanMethod>,
+    ) -> Result<(), RepoError>;
+
+    /// Applies how an attempt ended; refuses a change `ScanStatus::can_become`
+    /// forbids. `Completed` writes the `volume_stats` row in the same transaction.
+    fn record_outcome(
+        &self,
+        scan_id: ScanId,
+        outcome: RunOutcome,
+        now: Timestamp,
+    ) -> Result<ScanRun, RepoError>;
+
+    /// Start-up recovery: every `running` run (left by a dead process) becomes
+    /// `failed` with reason `interrupted`, and a fresh `queued` run is created
+    /// for its volume. Returns the new runs.
+    fn recover_interrupted(&self, now: Timestamp) -> Result<Vec<ScanRun>, RepoError>;
+
+    /// Deletes at most `batch` `volume_stats` rows with `ts < cutoff`.
+    /// Returns how many were deleted; fewer than `batch` means none are left.
+    fn purge_stats_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepoError>;
+
+    /// Deletes at most `batch` finished runs (`completed`, `failed`,
+    /// `canceled`) completed before `cutoff`; active runs are never touched.
+    /// Returns how many were deleted; fewer than `batch` means none are left.
+    fn purge_runs_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepoError>;
+}
+
+/// Why a repository call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// No connection could be had: the database is down or unreachable.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// No run has this id.
+    #[error("scan run {0} does not exist")]
+    ScanNotFound(ScanId),
+    /// The status change is not allowed (for example cancelling a finished run).
+    #[error("scan run {scan_id}: {source}")]
+    Transition {
+        /// The run.
+        scan_id: ScanId,
+        /// The refused change.
+        source: IllegalTransition,
+    },
+    /// A stored value does not fit the domain (a bad name, a negative size).
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    /// Applying the schema migrations failed.
+    #[error("failed to migrate the database")]
+    Migration(#[source] BoxError),
+    /// A query failed.
+    #[error("database query failed")]
+    Query(#[source] BoxError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_counts_add_up() {
+        let mut counts = StatusCounts::default();
+        counts.add(ScanStatus::Queued, 2);
+        counts.add(ScanStatus::Failed, 3);
+        assert_eq!((counts.queued, counts.failed, counts.total()), (2, 3, 5));
+    }
+}

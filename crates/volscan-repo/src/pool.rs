@@ -1,0 +1,63 @@
+//! The r2d2 pool and outage handling: how long a call waits for a
+//! connection, which is much shorter once the database is known to be down.
+//!
+//! During an outage callers get their `RepoError::Unavailable` quickly instead
+//! of each waiting the full `POOL_TIMEOUT`; the pool keeps trying to connect
+//! in the background, so the first call after the database returns finds a
+//! connection ready and the normal wait comes back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use volscan_domain::RepoError;
+
+use crate::connection::{Backend, Manager};
+
+/// How long a call waits for a pooled connection while the database answers.
+const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long it waits once the last attempt found the database unreachable.
+const POOL_TIMEOUT_WHILE_DOWN: Duration = Duration::from_millis(250);
+
+/// A connection taken from the pool; returned to it when dropped.
+pub(crate) type PooledConnection = r2d2::PooledConnection<Manager>;
+
+/// The pool of connections and whether the database was down at the last
+/// wait. Clones share both.
+#[derive(Clone)]
+pub(crate) struct Pool {
+    pool: r2d2::Pool<Manager>,
+    /// Set when the last wait for a connection failed.
+    down: Arc<AtomicBool>,
+}
+
+impl Pool {
+    /// Opens a pool of at most `max_connections` (at least one) to `backend`;
+    /// fails unless a first connection can be made within `POOL_TIMEOUT`.
+    pub(crate) fn build(backend: Backend, max_connections: u32) -> Result<Self, r2d2::Error> {
+        let pool = r2d2::Pool::builder()
+            .max_size(max_connections.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(POOL_TIMEOUT)
+            .build(Manager { backend })?;
+        Ok(Self { pool, down: Arc::new(AtomicBool::new(false)) })
+    }
+
+    /// A pooled connection; waits `POOL_TIMEOUT` for one, or only
+    /// `POOL_TIMEOUT_WHILE_DOWN` while the database is known to be unreachable.
+    pub(crate) fn get(&self) -> Result<PooledConnection, RepoError> {
+        let timeout =
+            if self.down.load(Ordering::Relaxed) { POOL_TIMEOUT_WHILE_DOWN } else { POOL_TIMEOUT };
+        match self.pool.get_timeout(timeout) {
+            Ok(conn) => {
+                self.down.store(false, Ordering::Relaxed);
+                Ok(conn)
+            }
+            Err(err) => {
+                self.down.store(true, Ordering::Relaxed);
+                Err(RepoError::Unavailable(err.into()))
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Queries on `volumes`: every volume volscan has seen, refreshed when seen
+//! again and marked (never deleted) when removed, so its history survives.
+
+use diesel::prelude::*;
+use time::PrimitiveDateTime;
+use volscan_domain::{DiscoveredVolume, Timestamp, Volume, VolumeName};
+
+use crate::connection::AnyConnection;
+use crate::retry::TxError;
+use crate::rows::{VolumeRow, labels_json, to_db_time};
+use crate::schema::volumes;
+
+/// Inserts `volume` or refreshes its stored row as seen at `now` (clearing
+/// `removed_at`; `first_seen_at` is kept). Call inside a transaction.
+pub(crate) fn upsert(
+    conn: &mut AnyConnection,
+    volume: &DiscoveredVolume,
+    now: Timestamp,
+) -> Result<Volume, TxError> {
+    let now = to_db_time(now);
+    let row = VolumeRow {
+        name: volume.name.as_str().to_owned(),
+        driver: volume.driver.clone(),
+        mountpoint: volume.mountpoint.to_string_lossy().into_owned(),
+        kind: volume.kind.as_str().to_owned(),
+        labels: labels_json(&volume.labels),
+        created_at: volume.created_at.map(to_db_time),
+        first_seen_at: now,
+        last_seen_at: now,
+        removed_at: None,
+    };
+    // Update first, so the transaction starts with a write (SQLite then takes
+    // the write lock up front instead of failing to upgrade a read).
+    let updated = diesel::update(volumes::table.find(&row.name))
+        .set((
+            volumes::driver.eq(&row.driver),
+            volumes::mountpoint.eq(&row.mountpoint),
+            volumes::kind.eq(&row.kind),
+            volumes::labels.eq(&row.labels),
+            volumes::created_at.eq(row.created_at),
+            volumes::last_seen_at.eq(now),
+            volumes::removed_at.eq(None::<PrimitiveDateTime>),
+        ))
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(volumes::table).values(&row).execute(conn)?;
+    }
+    let stored = volumes::table.find(&row.name).select(VolumeRow::as_select()).first(conn)?;
+    Ok(Volume::try_from(stored)?)
+}
+
+/// Sets `removed_at`; `false` when the volume is unknown or already removed.
+pub(crate) fn mark_removed(
+    conn: &mut AnyConnection,
+    name: &VolumeName,
+    now: Timestamp,
+) -> Result<bool, TxError> {
+    let n =
+        diesel::update(volumes::table.find(name.as_str()).filter(volumes::removed_at.is_null()))
+            .set(volumes::removed_at.eq(Some(to_db_time(now))))
+            .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// One volume, removed or not.
+pub(crate) fn find(conn: &mut AnyConnection, name: &VolumeName) -> Result<Option<Volume>, TxError> {
+    let row =
+        volumes::table.find(name.as_str()).select(VolumeRow::as_select()).first(conn).optional()?;
+    Ok(row.map(Volume::try_from).transpose()?)
+}
+
+/// Every volume by name; removed ones only when `include_removed`.
+pub(crate) fn list(
+    conn: &mut AnyConnection,
+    include_removed: bool,
+) -> Result<Vec<Volume>, TxError> {
+    let mut query = volumes::table.select(VolumeRow::as_select()).into_boxed();
+    if !include_removed {
+        query = query.filter(volumes::removed_at.is_null());
+    }
+    let rows = query.order(volumes::name.asc()).load(conn)?;
+    Ok(rows.into_iter().map(Volume::try_from).collect::<Result<_, _>>()?)
+}

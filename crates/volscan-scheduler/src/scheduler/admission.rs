@@ -1,0 +1,277 @@
+//! Admission: what enters the queue. It owns the queue's capacity, its
+//! last counted depth, the wake-ups of idle workers, and the cooldown shared
+//! by bulk and periodic batches (with `last_run_at`).
+//!
+//! One volume (`enqueue`): refused when skipped; a volume not known yet is
+//! looked up in the source; an active run is returned deduplicated; a full
+//! queue refuses. A batch (`batch`): refused inside the cooldown, whose slot
+//! is reserved first and given back when the batch fails; then a reconcile
+//! and one run per volume while the queue has room. The depth task
+//! (`track_depth`) keeps the depth gauge in step with the table.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use volscan_domain::{
+    BatchId, Enqueued, NewScanRun, RunFilter, ScanId, ScanStatus, Timestamp, Trigger, VolumeName,
+};
+
+use super::ledger::Ledger;
+use super::sync::SourceSync;
+use super::{Ports, Stop, blocking};
+use crate::error::SchedulerError;
+use crate::metrics;
+use crate::policy;
+use crate::running::lock;
+use crate::status::BatchSummary;
+
+/// The queue as this process sees it.
+pub(super) struct Queue {
+    capacity: u64,
+    /// Queued runs, as last counted.
+    depth: AtomicU64,
+    /// Wakes idle workers when work arrives.
+    wake: Notify,
+    /// Wakes the depth task when the queue may have changed.
+    changed: Notify,
+    batches: Mutex<Batches>,
+}
+
+/// The shared cooldown of bulk and periodic batches.
+#[derive(Default)]
+struct Batches {
+    /// Start of the last batch that was enqueued (or is being enqueued), on
+    /// the monotonic clock.
+    last_batch_at: Option<Instant>,
+    /// When the last batch that succeeded started.
+    last_run_at: Option<Timestamp>,
+}
+
+impl Queue {
+    /// An empty queue holding at most `capacity` runs.
+    pub fn new(capacity: u64) -> Self {
+        Queue {
+            capacity,
+            depth: AtomicU64::new(0),
+            wake: Notify::new(),
+            changed: Notify::new(),
+            batches: Mutex::default(),
+        }
+    }
+
+    /// The capacity.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Queued runs, as last counted.
+    pub fn depth(&self) -> u64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Publishes a new depth.
+    pub fn set_depth(&self, depth: u64) {
+        self.depth.store(depth, Ordering::Relaxed);
+        metrics::queue_depth(depth);
+    }
+
+    /// Counts the queued runs (retries waiting for their time included) and
+    /// publishes the count.
+    pub async fn refresh_depth(&self, ports: &Ports) {
+        let repo = Arc::clone(&ports.repo);
+        let filter = RunFilter::with_status(ScanStatus::Queued);
+        if let Ok(Ok(depth)) = blocking(move || repo.count_runs(&filter)).await {
+            self.set_depth(depth);
+        }
+    }
+
+    /// Tells the depth task that the queue may have changed.
+    pub fn changed(&self) {
+        self.changed.notify_one();
+    }
+
+    /// Wakes up to `workers` idle workers.
+    pub fn wake(&self, workers: usize) {
+        for _ in 0..workers {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Resolves when a worker is woken.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// When the last successful batch started.
+    pub fn last_run_at(&self) -> Option<Timestamp> {
+        lock(&self.batches).last_run_at
+    }
+}
+
+/// What admitting work may touch: the ports, the queue, and the ledger (a
+/// volume learned from the source changes the data version).
+#[derive(Clone)]
+pub(super) struct Admission {
+    pub ports: Arc<Ports>,
+    pub queue: Arc<Queue>,
+    pub ledger: Arc<Ledger>,
+}
+
+impl Admission {
+    /// Enqueues every volume under one batch, as far as the queue allows.
+    /// The cooldown and `last_run_at` count only a batch that was enqueued:
+    /// a batch that fails (the database is away) leaves them as they were.
+    pub async fn batch(&self, trigger: Trigger) -> Result<BatchSummary, SchedulerError> {
+        let started = Instant::now();
+        let previous = {
+            let mut batches = lock(&self.queue.batches);
+            let since_last = batches.last_batch_at.map(|at| started.saturating_duration_since(at));
+            if let Some(retry_after) =
+                policy::cooldown_remaining(since_last, self.ports.options.cooldown)
+            {
+                return Err(SchedulerError::RateLimited { retry_after });
+            }
+            // Reserved now, so that two triggers at once do not both pass.
+            batches.last_batch_at.replace(started)
+        };
+        let now = self.ports.clock.now();
+        match self.enqueue_batch(trigger, now).await {
+            Ok(summary) => {
+                lock(&self.queue.batches).last_run_at = Some(now);
+                metrics::last_run(now);
+                Ok(summary)
+            }
+            Err(err) => {
+                let mut batches = lock(&self.queue.batches);
+                if batches.last_batch_at == Some(started) {
+                    batches.last_batch_at = previous;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn enqueue_batch(
+        &self,
+        trigger: Trigger,
+        now: Timestamp,
+    ) -> Result<BatchSummary, SchedulerError> {
+        let sync = SourceSync { ports: Arc::clone(&self.ports), ledger: Arc::clone(&self.ledger) };
+        let (volumes, _) = sync.reconcile().await?;
+        let (ports, queue) = (Arc::clone(&self.ports), Arc::clone(&self.queue));
+        let summary = blocking(move || -> Result<BatchSummary, SchedulerError> {
+            let batch_id = BatchId::new();
+            let mut summary = BatchSummary { batch_id, count: 0, skipped: 0, deduplicated: 0 };
+            let mut depth = ports.repo.count_runs(&RunFilter::with_status(ScanStatus::Queued))?;
+            for volume in volumes.into_iter().filter(|v| !ports.source.is_skipped(&v.name)) {
+                if depth >= queue.capacity {
+                    // A volume with an active run is not skipped: it will be scanned.
+                    if ports.repo.active_run(&volume.name)?.is_some() {
+                        summary.deduplicated += 1;
+                    } else {
+                        summary.skipped += 1;
+                    }
+                    continue;
+                }
+                let run = NewScanRun {
+                    scan_id: ScanId::new(),
+                    volume: volume.name,
+                    batch_id: Some(batch_id),
+                    trigger,
+                    queued_at: now,
+                };
+                if ports.repo.enqueue(run)?.deduplicated {
+                    summary.deduplicated += 1;
+                } else {
+                    summary.count += 1;
+                    depth += 1;
+                }
+            }
+            queue.set_depth(depth);
+            Ok(summary)
+        })
+        .await??;
+        self.queue.wake(self.ports.options.concurrency);
+        tracing::info!(%trigger, batch_id = %summary.batch_id, count = summary.count, skipped = summary.skipped, deduplicated = summary.deduplicated, "batch enqueued");
+        Ok(summary)
+    }
+
+    /// Enqueues one volume; with `ask_source`, a volume not known yet is
+    /// looked up in the source (otherwise it is not found).
+    pub async fn enqueue(
+        &self,
+        name: VolumeName,
+        trigger: Trigger,
+        ask_source: bool,
+    ) -> Result<Enqueued, SchedulerError> {
+        if self.ports.source.is_skipped(&name) {
+            return Err(SchedulerError::Forbidden(name));
+        }
+        let this = self.clone();
+        let now = self.ports.clock.now();
+        let enqueued = blocking(move || -> Result<Enqueued, SchedulerError> {
+            let (repo, capacity) = (&this.ports.repo, this.queue.capacity);
+            let known = matches!(repo.volume(&name)?, Some(volume) if volume.removed_at.is_none());
+            if !known {
+                if !ask_source {
+                    return Err(SchedulerError::VolumeNotFound(name));
+                }
+                // Perhaps created since the last reconcile: ask the source.
+                let found = this.ports.source.volumes()?.into_iter().find(|v| v.name == name);
+                match found {
+                    Some(volume) => {
+                        repo.upsert_volume(&volume, now)?;
+                        this.ledger.touched();
+                    }
+                    None => return Err(SchedulerError::VolumeNotFound(name)),
+                }
+            }
+            if let Some(active) = repo.active_run(&name)? {
+                return Ok(Enqueued { run: active, deduplicated: true });
+            }
+            let depth = repo.count_runs(&RunFilter::with_status(ScanStatus::Queued))?;
+            if depth >= capacity {
+                return Err(SchedulerError::QueueFull { capacity });
+            }
+            let enqueued = repo.enqueue(NewScanRun {
+                scan_id: ScanId::new(),
+                volume: name,
+                batch_id: None,
+                trigger,
+                queued_at: now,
+            })?;
+            this.queue.set_depth(depth + u64::from(!enqueued.deduplicated));
+            Ok(enqueued)
+        })
+        .await??;
+        if !enqueued.deduplicated {
+            self.queue.wake(1);
+        }
+        Ok(enqueued)
+    }
+}
+
+/// The depth task: keeps the queue's depth (and its gauge) in step with the
+/// table. Each round:
+///
+/// 1. count the queued runs and publish the count;
+/// 2. wait until the queue may have changed (a claim, an outcome, an
+///    enqueue), or `DEPTH_REFRESH` has passed, so that claims, retries and
+///    other writers show within a second;
+/// 3. leave when the scheduler stops.
+pub(super) async fn track_depth(ports: Arc<Ports>, queue: Arc<Queue>, mut stop: Stop) {
+    loop {
+        tokio::select! {
+            () = queue.refresh_depth(&ports) => {}
+            _ = stop.changed() => return,
+        }
+        tokio::select! {
+            () = queue.changed.notified() => {}
+            () = tokio::time::sleep(policy::DEPTH_REFRESH) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
