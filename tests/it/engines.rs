@@ -4,7 +4,8 @@
 //! Every engine's `size_bytes` equals `du -sB1 -x`; the native engine's
 //! `apparent_bytes` equals `du -sb -x` and its `file_count + dir_count`
 //! equals `du -s -x --inodes`. The unreadable-directory case runs the real
-//! binary as an unprivileged user (root ignores permissions).
+//! binary as an unprivileged user (root ignores permissions). The directory
+//! breakdown of native and du equals `du -sB1 -x` of each directory.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -16,7 +17,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use volscan_domain::{CancelToken, ScanContext, ScanEngine, ScanMethod, Usage};
+use volscan_domain::{CancelToken, DirUsage, OTHER, ScanContext, ScanEngine, ScanMethod, Usage};
 use volscan_scan::{DiskusEngine, DuEngine, NativeEngine};
 use volscan_testing::TempDir;
 
@@ -221,6 +222,72 @@ fn engines_finish_while_files_come_and_go() {
     }
     stop.store(true, Ordering::Relaxed);
     churner.join().unwrap();
+}
+
+/// Directories inside a volume: native and du give the same directories at
+/// depth 1 and 2, each of the size `du -sB1 -x` gives that directory alone,
+/// with odd names escaped (never dropped); diskus gives none.
+#[test]
+fn directory_breakdowns_agree_with_du_of_each_directory() {
+    let tree = TempDir::new("conf-dirs");
+    let root = tree.path();
+    write_file(&root.join("top"), 3000);
+    write_file(&root.join("a/f"), 10_000);
+    write_file(&root.join("a/b/f"), 5000);
+    write_file(&root.join("a/b/c/d/deep"), 70_000);
+    write_file(&root.join("a/b/linked"), 40_000);
+    fs::hard_link(root.join("a/b/linked"), root.join("a/b/c/link2")).unwrap();
+    fs::create_dir_all(root.join("a/empty")).unwrap();
+    write_file(&root.join("new\nline/in\\side/f"), 4096);
+    write_file(&root.join(OsStr::from_bytes(b"caf\xe9")).join(OsStr::from_bytes(b"\xff\xfe/f")), 1);
+    write_file(&root.join("(other)/f"), 100);
+    // A symlink to a directory counts as a file, and is not descended into.
+    symlink("../a", root.join("a/to-a")).unwrap();
+    // (escaped path, path on disk, depth, files below it)
+    let expected: [(&str, &[u8], u8, u64); 8] = [
+        ("a", b"a", 1, 5),
+        ("a/b", b"a/b", 2, 3),
+        ("a/empty", b"a/empty", 2, 0),
+        ("new\\x0Aline", b"new\nline", 1, 1),
+        ("new\\x0Aline/in\\\\side", b"new\nline/in\\side", 2, 1),
+        ("caf\\xE9", b"caf\xe9", 1, 1),
+        ("caf\\xE9/\\xFF\\xFE", b"caf\xe9/\xff\xfe", 2, 1),
+        ("\\x28other)", b"(other)", 1, 1),
+    ];
+    let total = crate::support::du_bytes(root);
+    let mut breakdowns = Vec::new();
+    for engine in engines() {
+        let method = engine.method();
+        let cancel = CancelToken::new();
+        let (usage, dirs) = engine
+            .scan_with_dirs(root, &ScanContext { cancel: &cancel, progress: &|_| {} })
+            .unwrap_or_else(|err| panic!("{method} failed: {err}"));
+        assert_eq!(usage.size_bytes, total, "{method}: size_bytes vs du -sB1 -x");
+        assert_eq!(usage, scan(&*engine, root), "{method}: the same usage as scan");
+        if method == ScanMethod::Diskus {
+            assert_eq!(dirs, None, "diskus cannot tell");
+            continue;
+        }
+        let dirs = dirs.unwrap_or_else(|| panic!("{method}: no breakdown"));
+        assert!(dirs.iter().all(|d| d.path != OTHER), "{method}: nothing to drop: {dirs:?}");
+        let mut paths: Vec<&str> = dirs.iter().map(|d| d.path.as_str()).collect();
+        paths.sort_unstable();
+        let mut want: Vec<&str> = expected.iter().map(|(path, ..)| *path).collect();
+        want.sort_unstable();
+        assert_eq!(paths, want, "{method}: directories");
+        for (path, on_disk, depth, files) in &expected {
+            let dir: &DirUsage = dirs.iter().find(|d| d.path == *path).unwrap();
+            let alone = crate::support::du_bytes(&root.join(OsStr::from_bytes(on_disk)));
+            assert_eq!(dir.size_bytes, alone, "{method}: {path} vs du -sB1 -x of it alone");
+            assert_eq!(dir.depth, *depth, "{method}: {path}");
+            let want_files = (method == ScanMethod::Native).then_some(*files);
+            assert_eq!(dir.file_count, want_files, "{method}: {path} file count");
+        }
+        breakdowns
+            .push(dirs.into_iter().map(|d| (d.path, d.depth, d.size_bytes)).collect::<Vec<_>>());
+    }
+    assert_eq!(breakdowns.len(), 2);
+    assert_eq!(breakdowns[0], breakdowns[1], "du and native list the same, in the same order");
 }
 
 /// Runs `command` as the unprivileged user `nobody`.

@@ -7,6 +7,7 @@
 // Helpers outside `#[test]` functions panic on purpose too: a failed setup is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod alerts;
 mod api;
 mod cli;
 mod crash;
@@ -17,6 +18,7 @@ mod guarantees;
 mod health;
 mod hostile;
 mod hung_tool;
+mod insights;
 mod outage;
 mod scheduler;
 mod security;

@@ -7,6 +7,11 @@
 //! the native method, `diskus`, `du -s -x -B1`, and `floor.c` (one `fstatat`
 //! per entry: the syscall floor). Runs are interleaved so that drift of the
 //! machine hits every candidate alike; the table shows medians.
+//!
+//! The directory breakdown (`scan_with_dirs`) is priced on its own: the
+//! `walk` example of volscan-scan runs the native walk with and without it on
+//! the same tree in the same run, and a second table gives both wall times,
+//! their ratio and both peak RSS (goal: at most 3 % and 1 MiB more).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -99,8 +104,13 @@ pub fn bench_scan(args: &[String]) -> anyhow::Result<()> {
     let mut cc = Command::new("cc");
     cc.args(["-O2", "-pthread", "-o"]).arg(&floor).arg(shared.join("floor.c"));
     crate::run("build floor.c", cc)?;
+    let mut build = crate::cargo();
+    build.args(["build", "--release", "--quiet", "-p", "volscan-scan", "--example", "walk"]);
+    crate::run("build the release walk example", build)?;
     let diskus = which("diskus").context("diskus is not on PATH (cargo install diskus)")?;
-    let server = root.join("target/release/volscan-server");
+    let release = target_dir(&root).join("release");
+    let server = release.join("volscan-server");
+    let walk = release.join("examples/walk");
 
     for size in &options.trees {
         let tree = ensure_tree(&shared, &work.join("trees"), size)?;
@@ -142,9 +152,51 @@ pub fn bench_scan(args: &[String]) -> anyhow::Result<()> {
                 ],
             });
         }
-        measure_tree(size, &candidates, &options)?;
+        // The breakdown's price: pairs of the same walk without and with it.
+        let first_walk = candidates.len();
+        for threads in &options.native_threads {
+            for dirs in [false, true] {
+                let mut args: Vec<OsString> = vec!["--threads".into(), threads.to_string().into()];
+                if dirs {
+                    args.push("--dirs".into());
+                }
+                args.push(tree.clone().into());
+                let name = format!("walk -j {threads}{}", if dirs { " --dirs" } else { "" });
+                candidates.push(Candidate { name, program: walk.clone(), args });
+            }
+        }
+        let summaries = measure_tree(size, &candidates, &options)?;
+        print_breakdown_cost(size, &summaries[first_walk..]);
     }
     Ok(())
+}
+
+/// Where cargo puts its builds: `CARGO_TARGET_DIR`, else `target` in the workspace.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir))
+}
+
+/// The second table: each walk without the breakdown, then with it.
+fn print_breakdown_cost(size: &str, pairs: &[Summary]) {
+    println!("\n{size} tree, the directory breakdown's cost (goal: at most +3 % and +1 MiB)");
+    println!(
+        "| walk | wall without (s) | wall with (s) | ratio | RSS without (MiB) | RSS with (MiB) | extra RSS (MiB) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for pair in pairs.chunks_exact(2) {
+        let (without, with) = (&pair[0], &pair[1]);
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        let extra = (with.max_rss_kib as f64 - without.max_rss_kib as f64) / 1024.0;
+        println!(
+            "| {} | {:.3} | {:.3} | {:.3} | {:.1} | {:.1} | {extra:+.2} |",
+            without.name,
+            without.median,
+            with.median,
+            with.median / without.median,
+            mib(without.max_rss_kib),
+            mib(with.max_rss_kib),
+        );
+    }
 }
 
 fn which(program: &str) -> Option<PathBuf> {
@@ -223,7 +275,20 @@ fn reported_size(output: &str) -> String {
     output.split_whitespace().next().unwrap_or("?").to_owned()
 }
 
-fn measure_tree(size: &str, candidates: &[Candidate], options: &Options) -> anyhow::Result<()> {
+/// One candidate's result over all runs.
+struct Summary {
+    name: String,
+    /// Median wall time, seconds.
+    median: f64,
+    /// Highest peak RSS of any run.
+    max_rss_kib: u64,
+}
+
+fn measure_tree(
+    size: &str,
+    candidates: &[Candidate],
+    options: &Options,
+) -> anyhow::Result<Vec<Summary>> {
     let cache = if options.cold { "cold" } else { "warm" };
     eprintln!("\n==> {size} tree, {cache} page cache, {} runs each", options.runs);
     if !options.cold {
@@ -246,14 +311,17 @@ fn measure_tree(size: &str, candidates: &[Candidate], options: &Options) -> anyh
     println!("\n{size} tree, {cache} cache, median of {} runs", options.runs);
     println!("| method | median wall (s) | ratio to diskus | peak RSS (MiB) | size reported |");
     println!("| --- | --- | --- | --- | --- |");
+    let mut summaries = Vec::new();
     for ((candidate, samples), median) in candidates.iter().zip(&samples).zip(&medians) {
-        let rss = samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+        let max_rss_kib = samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0);
+        let rss = max_rss_kib as f64 / 1024.0;
         let reported = samples.last().map(|s| reported_size(&s.output)).unwrap_or_default();
         println!(
             "| {} | {median:.3} | {:.2} | {rss:.1} | {reported} |",
             candidate.name,
             median / diskus
         );
+        summaries.push(Summary { name: candidate.name.clone(), median: *median, max_rss_kib });
     }
-    Ok(())
+    Ok(summaries)
 }

@@ -189,6 +189,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let source: Arc<dyn VolumeSource> = Arc::new(source);
     let engines = engine_chain(&config);
     let options = scheduler_options(&config, periodic);
+    let probe = Arc::new(volscan_scan::StatvfsProbe::new(config.scan.host_prefix.clone()));
     let bind = config.http.bind;
     // Everything that can fail is done before the scheduler starts, so that
     // once it runs, the only way out is through its shutdown.
@@ -200,6 +201,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let mut signals = ShutdownSignals::install()?;
         let scheduler =
             SchedulerBuilder::new(Arc::clone(&source), engines, Arc::clone(&repo), options)
+                .filesystems(probe)
                 .start()
                 .await
                 .context("failed to start the scheduler")?;
@@ -239,6 +241,7 @@ async fn serve_until_signal(
     let metrics: volscan_http::MetricsRenderer = Arc::new(move || {
         let mut text = exporter.render();
         volumes.render_volume_metrics(&mut text);
+        volumes.render_capacity_metrics(&mut text);
         text
     });
     let state = volscan_http::AppState::new(

@@ -53,6 +53,10 @@ fn stored(volume: &DiscoveredVolume) -> Volume {
         first_seen_at: now,
         last_seen_at: now,
         removed_at: None,
+        in_use: None,
+        last_used_at: None,
+        unused_since: None,
+        filesystem_id: None,
     }
 }
 

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::{CancelReason, CancelToken, ScanMethod, Usage};
+use crate::{CancelReason, CancelToken, DirUsage, ScanMethod, Usage};
 
 /// What an engine gets besides the root: the cancel flag and a progress sink.
 pub struct ScanContext<'a> {
@@ -32,6 +32,17 @@ pub trait ScanEngine: Send + Sync {
 
     /// Measures `root` without following symlinks or leaving its filesystem.
     fn scan(&self, root: &Path, context: &ScanContext<'_>) -> Result<Usage, ScanError>;
+
+    /// Like `scan`, and also the usage of every directory at depth 1 and 2
+    /// below `root`, trimmed by `keep_largest(…, DIR_LIMIT)`; `None` when the
+    /// method cannot tell (diskus).
+    fn scan_with_dirs(
+        &self,
+        root: &Path,
+        context: &ScanContext<'_>,
+    ) -> Result<(Usage, Option<Vec<DirUsage>>), ScanError> {
+        Ok((self.scan(root, context)?, None))
+    }
 }
 
 /// The engines to try, in the order of `SCAN_METHODS_ORDER`.

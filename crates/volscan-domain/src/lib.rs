@@ -11,7 +11,10 @@
 //! network; `xtask`'s tidy tests check that.
 
 mod cancel;
+mod dirs;
 mod engine;
+mod filesystem;
+mod growth;
 mod ids;
 mod name;
 mod repository;
@@ -21,11 +24,19 @@ mod usage;
 mod volume;
 
 pub use cancel::{CancelReason, CancelToken};
+pub use dirs::{DIR_LIMIT, DirUsage, OTHER, escape_component, keep_largest};
 pub use engine::{EngineChain, ScanContext, ScanEngine, ScanError};
+pub use filesystem::{FilesystemProbe, FilesystemSample, ProbeError};
+pub use growth::{
+    FLAT_FRACTION_PER_DAY, FLAT_MIN_BYTES_PER_DAY, FORECAST_WINDOW, Forecast, Growth, LinearFit,
+    MIN_FORECAST_POINTS, MIN_FORECAST_SPAN, MIN_R_SQUARED, MIN_RATE_POINTS, MIN_RATE_SPAN,
+    RATE_WINDOW, Trend, fit, forecast, growth,
+};
 pub use ids::{BatchId, ScanId};
 pub use name::{InvalidVolumeName, VolumeName};
 pub use repository::{
-    Enqueued, NewScanRun, ReadRepository, RepoError, Repository, RunFilter, StatusCounts,
+    Enqueued, NewScanRun, ReadRepository, RepoError, Repository, RunFilter, ScanDetails, SizePoint,
+    StatusCounts,
 };
 pub use run::{
     IllegalTransition, ParseEnumError, RunOutcome, ScanMethod, ScanRun, ScanStatus, Trigger,

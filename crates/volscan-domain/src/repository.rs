@@ -7,8 +7,9 @@
 //! clock here, so the scheduler's tests can step time by hand.
 
 use crate::{
-    BatchId, BoxError, DiscoveredVolume, IllegalTransition, RunOutcome, ScanId, ScanMethod,
-    ScanRun, ScanStatus, Timestamp, Trigger, Volume, VolumeName, VolumeStat,
+    BatchId, BoxError, DirUsage, DiscoveredVolume, FilesystemSample, IllegalTransition, RunOutcome,
+    ScanId, ScanMethod, ScanRun, ScanStatus, Timestamp, Trigger, Volume, VolumeName, VolumeStat,
+    VolumeUsers,
 };
 
 /// A run to insert as `queued`.
@@ -52,6 +53,27 @@ impl RunFilter {
     pub fn with_status(status: ScanStatus) -> Self {
         RunFilter { status: Some(status), ..RunFilter::default() }
     }
+}
+
+/// One stored size of a volume, for growth.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SizePoint {
+    /// The volume.
+    pub volume: VolumeName,
+    /// When it was measured.
+    pub ts: Timestamp,
+    /// `size_bytes` of that stat.
+    pub size_bytes: u64,
+}
+
+/// What a completed scan saw besides its totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanDetails {
+    /// The largest directories at depth 1 and 2; `None` when the method
+    /// cannot tell (diskus).
+    pub dirs: Option<Vec<DirUsage>>,
+    /// The filesystem holding the volume, sampled after the scan.
+    pub filesystem: Option<FilesystemSample>,
 }
 
 /// Runs of a batch by status.
@@ -131,6 +153,31 @@ pub trait ReadRepository: Send + Sync {
         until: Option<Timestamp>,
         limit: u32,
     ) -> Result<Vec<VolumeStat>, RepoError>;
+
+    /// Sizes for growth, of `volume` or of every volume: each volume's stats
+    /// within `window` before its own newest stat, plus the newest one before
+    /// that (the baseline of a delta over the whole window). Ordered by
+    /// volume, then time.
+    fn size_points(
+        &self,
+        volume: Option<&VolumeName>,
+        window: std::time::Duration,
+    ) -> Result<Vec<SizePoint>, RepoError>;
+
+    /// Filesystem samples with `ts >= since` (of one filesystem, or of
+    /// every one), ordered by filesystem, then time.
+    fn filesystem_samples(
+        &self,
+        filesystem: Option<&str>,
+        since: Timestamp,
+    ) -> Result<Vec<FilesystemSample>, RepoError>;
+
+    /// The scans of a volume that recorded directories, newest first, with
+    /// their times.
+    fn dir_scans(&self, volume: &VolumeName) -> Result<Vec<(ScanId, Timestamp)>, RepoError>;
+
+    /// The directories one scan recorded, by depth, then size (largest first).
+    fn dirs(&self, scan_id: ScanId) -> Result<Vec<DirUsage>, RepoError>;
 }
 
 /// Durable storage of volumes, runs and stats; the queue's source of truth.
@@ -184,6 +231,35 @@ pub trait Repository: ReadRepository {
     /// `canceled`) completed before `cutoff`; active runs are never touched.
     /// Returns how many were deleted; fewer than `batch` means none are left.
     fn purge_runs_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepoError>;
+
+    /// Stores what a completed scan (`scan_id`, of `volume`, at `ts`) saw
+    /// besides its totals: its directories, and its filesystem's sample,
+    /// which also becomes the volume's `filesystem_id` (a sample within five
+    /// minutes of the filesystem's newest stored one is not stored again: a
+    /// filesystem holding many volumes is sampled at each of their scans).
+    /// In one transaction.
+    fn record_details(
+        &self,
+        scan_id: ScanId,
+        volume: &VolumeName,
+        ts: Timestamp,
+        details: &ScanDetails,
+    ) -> Result<(), RepoError>;
+
+    /// Stores a filesystem sample taken between scans, unless one of the
+    /// same filesystem was stored within five minutes before it.
+    fn record_filesystem(&self, sample: &FilesystemSample) -> Result<(), RepoError>;
+
+    /// Records which volumes containers reference at `now` (`users`, from
+    /// the source): a referenced volume is `in_use` with `last_used_at = now`
+    /// and no `unused_since`; any other present volume is not in use, and
+    /// `unused_since` is set to `now` unless it was set already.
+    fn record_users(&self, users: &[VolumeUsers], now: Timestamp) -> Result<(), RepoError>;
+
+    /// Deletes at most `batch` rows of directories and filesystem samples
+    /// with `ts < cutoff`. Returns how many; fewer than `batch` means none are
+    /// left.
+    fn purge_details_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepoError>;
 }
 
 /// Why a repository call failed.

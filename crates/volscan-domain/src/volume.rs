@@ -87,4 +87,14 @@ pub struct Volume {
     pub last_seen_at: Timestamp,
     /// When Docker stopped reporting it; its history is kept.
     pub removed_at: Option<Timestamp>,
+    /// Whether a container, running or stopped, references it, as of volscan's
+    /// last look at the containers; `None` before the first look.
+    pub in_use: Option<bool>,
+    /// The last time volscan saw a container reference it; `None` when never.
+    pub last_used_at: Option<Timestamp>,
+    /// Since when volscan has seen no container reference it (the first look
+    /// that found it unused); `None` while in use or unknown.
+    pub unused_since: Option<Timestamp>,
+    /// The filesystem holding it at its last scan (`FilesystemSample::id`).
+    pub filesystem_id: Option<String>,
 }

@@ -1,12 +1,20 @@
 //! The API's JSON types, filled by hand from domain values so that a change
 //! to a domain type cannot silently change the API. Times are RFC 3339 UTC.
+//! The answers of §8 (filesystems, the summary, directories) are in
+//! `json/insights.rs`.
+
+mod insights;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
-use volscan_domain::{ScanRun, StatusCounts, Timestamp, Volume, VolumeStat, VolumeUsers};
+use volscan_domain::{Growth, ScanRun, StatusCounts, Timestamp, Volume, VolumeStat, VolumeUsers};
 use volscan_scheduler::{SchedulerHealth, SchedulerStatus};
+
+pub use insights::{
+    DirEntryJson, DirsJson, FailingJson, FilesystemJson, GrowingJson, LargestJson, SummaryJson,
+};
 
 /// Formats a time as RFC 3339 (UTC).
 pub fn time_text(at: Timestamp) -> String {
@@ -14,7 +22,8 @@ pub fn time_text(at: Timestamp) -> String {
     at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
 }
 
-fn opt_time(at: Option<Timestamp>) -> Option<String> {
+/// Formats an optional time as RFC 3339 (UTC).
+pub fn opt_time(at: Option<Timestamp>) -> Option<String> {
     at.map(time_text)
 }
 
@@ -150,7 +159,39 @@ impl From<&VolumeStat> for StatJson {
     }
 }
 
-/// A volume with its latest stats and users (`GET /volumes`).
+/// How a volume's size changed (SPEC §8), every figure anchored at `as_of`,
+/// the time of its newest stat.
+#[derive(Clone, Debug, Serialize)]
+pub struct GrowthJson {
+    /// Newest size minus the newest size at or before `as_of` − 24 h; null when there is none.
+    pub delta_24h: Option<i64>,
+    /// As `delta_24h`, over 7 days.
+    pub delta_7d: Option<i64>,
+    /// As `delta_24h`, over 30 days.
+    pub delta_30d: Option<i64>,
+    /// Least-squares slope over the 7 days before `as_of`, in bytes a day;
+    /// null with fewer than 3 points or a span under an hour.
+    pub rate_bytes_per_day: Option<f64>,
+    /// `rising`, `falling`, `flat`, `fluctuating` or `unknown`.
+    pub trend: &'static str,
+    /// The time of the newest stat; null without stats.
+    pub as_of: Option<String>,
+}
+
+impl From<&Growth> for GrowthJson {
+    fn from(growth: &Growth) -> Self {
+        GrowthJson {
+            delta_24h: growth.delta_24h,
+            delta_7d: growth.delta_7d,
+            delta_30d: growth.delta_30d,
+            rate_bytes_per_day: growth.rate_bytes_per_day,
+            trend: growth.trend.as_str(),
+            as_of: opt_time(growth.as_of),
+        }
+    }
+}
+
+/// A volume with its latest stats, growth and users (`GET /volumes`).
 #[derive(Serialize)]
 pub struct VolumeJson {
     name: String,
@@ -164,19 +205,30 @@ pub struct VolumeJson {
     removed_at: Option<String>,
     /// The latest completed scan, or null before the first one.
     latest: Option<StatJson>,
-    /// Containers that mount it; empty when Docker did not answer.
+    /// How its size changed.
+    growth: GrowthJson,
+    /// Containers that mount it, running or not, as Docker reports them
+    /// now; empty when Docker did not answer.
     containers: Vec<String>,
-    /// Whether a running container mounts it; null when Docker did not answer.
+    /// Whether a container, running or stopped, references it, as of the
+    /// scheduler's last look at the containers; null before the first look.
     in_use: Option<bool>,
+    /// The last time a container was seen referencing it; null when never.
+    last_used_at: Option<String>,
+    /// Since when no container has been seen referencing it; null while in use or unknown.
+    unused_since: Option<String>,
+    /// The filesystem holding it at its last scan (`GET /filesystems`); null when unknown.
+    filesystem_id: Option<String>,
 }
 
 impl VolumeJson {
-    /// Joins a volume with its latest stat and its users (`None`: unknown).
+    /// Joins a volume with its latest stat, its growth and the containers
+    /// using it (`None`: none, or Docker did not answer).
     pub fn new(
         volume: &Volume,
         latest: Option<&VolumeStat>,
+        growth: &Growth,
         users: Option<&VolumeUsers>,
-        docker_answered: bool,
     ) -> Self {
         VolumeJson {
             name: volume.name.to_string(),
@@ -189,8 +241,12 @@ impl VolumeJson {
             last_seen_at: time_text(volume.last_seen_at),
             removed_at: opt_time(volume.removed_at),
             latest: latest.map(StatJson::from),
+            growth: GrowthJson::from(growth),
             containers: users.map(|u| u.containers.clone()).unwrap_or_default(),
-            in_use: docker_answered.then(|| users.is_some_and(|u| u.in_use)),
+            in_use: volume.in_use,
+            last_used_at: opt_time(volume.last_used_at),
+            unused_since: opt_time(volume.unused_since),
+            filesystem_id: volume.filesystem_id.clone(),
         }
     }
 
@@ -202,6 +258,11 @@ impl VolumeJson {
     /// The name, for sorting.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The growth, for sorting.
+    pub fn growth(&self) -> &GrowthJson {
+        &self.growth
     }
 }
 

@@ -7,12 +7,17 @@
 //! repository (read only) and the volume source only through `web::block`,
 //! and the scheduler through its handle; the binary wires all three in.
 
+mod cache;
+mod dirs;
 mod error;
+mod growth;
 mod guard;
 mod health;
+mod insights;
 mod json;
 mod openapi;
 mod routes;
+mod volumes;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -28,11 +33,6 @@ pub use openapi::document as openapi_document;
 
 /// Container users of volumes (`None`: Docker did not answer) and when they were fetched.
 type UsersCache = Arc<Mutex<Option<(Instant, Option<Arc<Vec<VolumeUsers>>>)>>>;
-
-/// Rendered `GET /volumes` answers by (sort, removed), with the data version
-/// they were rendered at and when.
-type VolumesCache =
-    Arc<Mutex<std::collections::HashMap<(String, bool), (u64, Instant, actix_web::web::Bytes)>>>;
 
 /// Renders the Prometheus exposition of the process's metrics.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
@@ -52,10 +52,14 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// The Prometheus exposition, when a recorder is installed.
     pub metrics: Option<MetricsRenderer>,
-    /// Container users of volumes, cached briefly (see `routes::users`).
+    /// Container users of volumes, cached briefly (see `volumes::users`).
     users: UsersCache,
-    /// Rendered volume lists (see `routes::list_volumes`).
-    volumes: VolumesCache,
+    /// Rendered volume lists (see `volumes::list_volumes`).
+    volumes: Arc<cache::Rendered<volumes::VolumesKey>>,
+    /// Every volume's growth, as of one data version (see `growth::all`).
+    growth: Arc<growth::GrowthCache>,
+    /// Rendered `GET /filesystems` and `GET /summary` answers.
+    insights: Arc<cache::Rendered<insights::Insight>>,
 }
 
 impl AppState {
@@ -77,6 +81,8 @@ impl AppState {
             metrics,
             users: Arc::default(),
             volumes: Arc::default(),
+            growth: Arc::default(),
+            insights: Arc::default(),
         }
     }
 }
@@ -124,14 +130,25 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                         resource("/scan/batches/{batch_id}", "GET")
                             .route(web::get().to(routes::get_batch)),
                     )
-                    .service(resource("/volumes", "GET").route(web::get().to(routes::list_volumes)))
                     .service(
-                        resource("/volumes/{name}", "GET").route(web::get().to(routes::get_volume)),
+                        resource("/volumes", "GET").route(web::get().to(volumes::list_volumes)),
+                    )
+                    .service(
+                        resource("/volumes/{name}", "GET")
+                            .route(web::get().to(volumes::get_volume)),
                     )
                     .service(
                         resource("/volumes/{name}/history", "GET")
                             .route(web::get().to(routes::history)),
                     )
+                    .service(
+                        resource("/volumes/{name}/dirs", "GET").route(web::get().to(dirs::dirs)),
+                    )
+                    .service(
+                        resource("/filesystems", "GET")
+                            .route(web::get().to(insights::list_filesystems)),
+                    )
+                    .service(resource("/summary", "GET").route(web::get().to(insights::summary)))
                     .service(
                         resource("/scheduler/status", "GET")
                             .route(web::get().to(routes::scheduler_status)),

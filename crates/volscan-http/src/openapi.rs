@@ -46,6 +46,29 @@ fn run_links(scan_id: &str) -> Value {
     })
 }
 
+/// The values of `GET /volumes?sort=`.
+fn sort_values() -> Vec<String> {
+    ["name", "size_bytes", "delta_24h", "delta_7d", "rate_bytes_per_day"]
+        .iter()
+        .flat_map(|key| [format!("{key}:asc"), format!("{key}:desc")])
+        .collect()
+}
+
+/// A trend of a volume or a filesystem.
+fn trend() -> Value {
+    let names: Vec<&str> = volscan_domain::Trend::ALL.iter().map(|trend| trend.as_str()).collect();
+    json!({ "type": "string", "enum": names })
+}
+
+/// Links from an answer carrying a volume's name to the reads of that volume.
+fn volume_links(name: &str) -> Value {
+    json!({
+        "GetVolume": { "operationId": "getVolume", "parameters": { "name": name } },
+        "GetDirs": { "operationId": "getDirs", "parameters": { "name": name } },
+        "GetHistory": { "operationId": "getHistory", "parameters": { "name": name } },
+    })
+}
+
 fn nullable(kind: &str) -> Value {
     json!({ "type": [kind, "null"] })
 }
@@ -79,6 +102,9 @@ fn close_schemas(schemas: &mut serde_json::Map<String, Value>) {
 
 fn close(schema: &mut Value) {
     let Some(object) = schema.as_object_mut() else { return };
+    if let Some(items) = object.get_mut("items") {
+        close(items);
+    }
     if let Some(properties) = object.get_mut("properties").and_then(Value::as_object_mut) {
         for property in properties.values_mut() {
             close(property);
@@ -172,12 +198,13 @@ fn unclosed_document() -> Value {
             }},
             "/volumes": { "get": {
                 "operationId": "listVolumes",
-                "summary": "Every known volume with its latest stats and users",
+                "summary": "Every known volume with its latest stats, growth and users",
                 "parameters": [
-                    query_param("sort", "name or size_bytes, then :asc or :desc", json!({ "type": "string", "enum": ["name:asc", "name:desc", "size_bytes:asc", "size_bytes:desc"] })),
+                    query_param("sort", "name, size_bytes, delta_24h, delta_7d or rate_bytes_per_day, then :asc or :desc (default name:asc); volumes whose growth figure is null come last in both directions", json!({ "type": "string", "enum": sort_values() })),
                     query_param("removed", "include removed volumes", json!({ "type": "boolean" })),
+                    query_param("unused", "true: only present volumes no container references (in_use false); false: only present volumes some container references; absent: all", json!({ "type": "boolean" })),
                 ],
-                "responses": with(common.clone(), json!({ "200": ok("volumes", json!({ "type": "array", "items": schema("Volume") })) })),
+                "responses": with(common.clone(), json!({ "200": with(ok("volumes", json!({ "type": "array", "items": schema("Volume") })), json!({ "links": volume_links("$response.body#/0/name") })) })),
             }},
             "/volumes/{name}": { "get": {
                 "operationId": "getVolume",
@@ -187,12 +214,33 @@ fn unclosed_document() -> Value {
             "/volumes/{name}/history": { "get": {
                 "operationId": "getHistory",
                 "summary": "Time series of a volume's stats, oldest first", "parameters": [
-                    name,
+                    name.clone(),
                     query_param("since", "RFC 3339, inclusive", json!({ "type": "string", "format": "date-time" })),
                     query_param("until", "RFC 3339, exclusive", json!({ "type": "string", "format": "date-time" })),
                     query_param("limit", "the newest this many points (1-10000, default 1000)", json!({ "type": "integer", "minimum": 1, "maximum": 10000 })),
                 ],
                 "responses": with(common.clone(), json!({ "200": ok("points", schema("History")), "404": error_response("volume_not_found") })),
+            }},
+            "/volumes/{name}/dirs": { "get": {
+                "operationId": "getDirs",
+                "summary": "The largest directories inside a volume at its newest scan that recorded them, and their change since an earlier one",
+                "parameters": [
+                    name.clone(),
+                    query_param("depth", "1 (default): directories in the volume's root; 2: the ones inside those", json!({ "type": "integer", "enum": [1, 2] })),
+                    query_param("compare", "compare with the older scan nearest to this long before the newest", json!({ "type": "string", "enum": ["24h", "7d", "30d"] })),
+                    query_param("limit", "at most this many entries, largest first (1-1000, default 100)", json!({ "type": "integer", "minimum": 1, "maximum": 1000 })),
+                ],
+                "responses": with(common.clone(), json!({ "200": ok("directories; scan_id null when no scan recorded any", schema("Dirs")), "404": error_response("volume_not_found") })),
+            }},
+            "/filesystems": { "get": {
+                "operationId": "listFilesystems",
+                "summary": "Filesystems holding present volumes, with their fill forecast; soonest full_at first",
+                "responses": with(common.clone(), json!({ "200": ok("filesystems", json!({ "type": "array", "items": schema("Filesystem") })) })),
+            }},
+            "/summary": { "get": {
+                "operationId": "getSummary",
+                "summary": "Totals, unused volumes, the largest and fastest growing volumes, filling filesystems and failing scans",
+                "responses": with(common.clone(), json!({ "200": ok("summary", schema("Summary")) })),
             }},
             "/scheduler/status": { "get": { "operationId": "schedulerStatus", "summary": "The scheduler's status", "responses": { "200": ok("status", schema("Status")) } } },
             "/scheduler/metrics": { "get": { "operationId": "schedulerMetrics", "summary": "Prometheus text exposition", "responses": { "200": { "description": "metrics", "content": { "text/plain": { "schema": { "type": "string" } } } } } } },
@@ -221,11 +269,47 @@ fn unclosed_document() -> Value {
                 "Stat": { "type": "object", "required": ["size_bytes", "error_count", "partial", "scan_method", "duration_ms", "scan_id", "ts"], "properties": {
                     "size_bytes": { "type": "integer" }, "apparent_bytes": nullable("integer"), "file_count": nullable("integer"), "dir_count": nullable("integer"),
                     "error_count": { "type": "integer" }, "partial": { "type": "boolean", "description": "error_count > 0: some entries could not be read, so the totals are a lower bound" }, "scan_method": { "type": "string" }, "duration_ms": { "type": "integer" }, "scan_id": { "type": "string" }, "ts": { "type": "string" } } },
-                "Volume": { "type": "object", "required": ["name", "driver", "mountpoint", "kind", "labels", "first_seen_at", "last_seen_at", "containers"], "properties": {
+                "Volume": { "type": "object", "required": ["name", "driver", "mountpoint", "kind", "labels", "first_seen_at", "last_seen_at", "growth", "containers", "in_use", "last_used_at", "unused_since", "filesystem_id"], "properties": {
                     "name": { "type": "string" }, "driver": { "type": "string" }, "mountpoint": { "type": "string" }, "kind": { "type": "string", "enum": ["volume", "bind"] },
                     "labels": { "type": "object", "additionalProperties": { "type": "string" } }, "created_at": nullable("string"),
                     "first_seen_at": { "type": "string" }, "last_seen_at": { "type": "string" }, "removed_at": nullable("string"),
-                    "latest": { "oneOf": [schema("Stat"), { "type": "null" }] }, "containers": { "type": "array", "items": { "type": "string" } }, "in_use": nullable("boolean") } },
+                    "latest": { "oneOf": [schema("Stat"), { "type": "null" }] }, "growth": schema("Growth"),
+                    "containers": { "type": "array", "items": { "type": "string" }, "description": "containers that mount it, running or not, as Docker reports them now; empty when Docker does not answer" },
+                    "in_use": { "type": ["boolean", "null"], "description": "a container, running or stopped, references it, as of the scheduler's last look; null before the first look" },
+                    "last_used_at": { "type": ["string", "null"], "description": "the last time a container was seen referencing it; null when never" },
+                    "unused_since": { "type": ["string", "null"], "description": "since when no container has been seen referencing it; null while in use or unknown" },
+                    "filesystem_id": { "type": ["string", "null"], "description": "the filesystem holding it at its last scan (GET /filesystems)" } } },
+                "Growth": { "type": "object", "required": ["delta_24h", "delta_7d", "delta_30d", "rate_bytes_per_day", "trend", "as_of"], "description": "how the size changed, every figure anchored at as_of (the newest stat)", "properties": {
+                    "delta_24h": { "type": ["integer", "null"], "description": "bytes since the newest stat at or before as_of - 24 h; null when there is none" },
+                    "delta_7d": nullable("integer"), "delta_30d": nullable("integer"),
+                    "rate_bytes_per_day": { "type": ["number", "null"], "description": "least-squares slope over the 7 days before as_of; null with fewer than 3 points or a span under 1 hour" },
+                    "trend": trend(), "as_of": nullable("string") } },
+                "Filesystem": { "type": "object", "required": ["id", "mount_point", "fs_type", "total_bytes", "avail_bytes", "volume_count", "volumes_bytes", "rate_bytes_per_day", "full_at", "trend", "sampled_at"], "properties": {
+                    "id": { "type": "string" }, "mount_point": { "type": "string" }, "fs_type": { "type": "string" },
+                    "total_bytes": { "type": "integer" }, "avail_bytes": { "type": "integer" },
+                    "volume_count": { "type": "integer", "description": "present volumes on it" }, "volumes_bytes": { "type": "integer", "description": "the sum of their latest sizes" },
+                    "rate_bytes_per_day": { "type": ["number", "null"], "description": "growth of used space over the week of samples before sampled_at" },
+                    "full_at": { "type": ["string", "null"], "description": "when avail_bytes reaches 0 at that rate; null unless used space rises steadily over enough samples" },
+                    "trend": trend(), "sampled_at": { "type": "string", "description": "the newest sample, which every figure dates from" } } },
+                "Summary": { "type": "object", "required": ["volume_count", "total_bytes", "unused_count", "reclaimable_bytes", "largest", "fastest_growing", "filesystems_filling", "failing", "last_scan_at", "oldest_scan_at"], "properties": {
+                    "volume_count": { "type": "integer", "description": "present volumes" }, "total_bytes": { "type": "integer", "description": "the sum of their latest sizes" },
+                    "unused_count": { "type": "integer", "description": "present volumes no container references" }, "reclaimable_bytes": { "type": "integer", "description": "the sum of their latest sizes" },
+                    "largest": { "type": "array", "maxItems": 5, "items": { "type": "object", "required": ["name", "size_bytes", "scanned_at"], "properties": {
+                        "name": { "type": "string" }, "size_bytes": { "type": "integer" }, "scanned_at": { "type": "string" } } } },
+                    "fastest_growing": { "type": "array", "maxItems": 5, "items": { "type": "object", "required": ["name", "rate_bytes_per_day", "delta_24h", "trend", "as_of"], "properties": {
+                        "name": { "type": "string" }, "rate_bytes_per_day": { "type": "number", "exclusiveMinimum": 0 }, "delta_24h": nullable("integer"), "trend": trend(), "as_of": { "type": "string" } } } },
+                    "filesystems_filling": { "type": "array", "items": schema("Filesystem") },
+                    "failing": { "type": "array", "description": "present volumes whose last measurement failed (among the 1,000 newest failed runs), most recent first", "items": { "type": "object", "required": ["name", "scan_id", "error_message", "completed_at"], "properties": {
+                        "name": { "type": "string" }, "scan_id": { "type": "string" }, "error_message": nullable("string"), "completed_at": nullable("string") } } },
+                    "last_scan_at": { "type": ["string", "null"], "description": "the newest of the latest scans summed in total_bytes" },
+                    "oldest_scan_at": { "type": ["string", "null"], "description": "the oldest of them" } } },
+                "Dirs": { "type": "object", "required": ["volume", "scan_id", "ts", "compare_ts", "entries"], "properties": {
+                    "volume": { "type": "string" }, "scan_id": nullable("string"), "ts": nullable("string"), "compare_ts": nullable("string"),
+                    "entries": { "type": "array", "items": schema("DirEntry") } } },
+                "DirEntry": { "type": "object", "required": ["path", "size_bytes", "file_count", "delta_bytes"], "properties": {
+                    "path": { "type": "string", "description": "relative to the volume root, components joined by /; bytes that are not printable UTF-8 as \\xNN, a backslash as \\\\; (other) sums the rest" },
+                    "size_bytes": { "type": "integer" }, "file_count": nullable("integer"),
+                    "delta_bytes": { "type": ["integer", "null"], "description": "size_bytes minus the compared scan's size of the same path; null without one or when the path is absent there" } } },
                 "VolumeDetail": { "allOf": [schema("Volume"), { "type": "object", "required": ["runs"], "properties": { "runs": { "type": "array", "items": schema("Run") } } }] },
                 "History": { "type": "object", "required": ["volume", "points"], "properties": { "volume": { "type": "string" }, "points": { "type": "array", "items": schema("Stat") } } },
                 "Status": { "type": "object", "required": ["running", "active_scans", "queue_depth", "queue_capacity", "worker_count", "total_completed", "total_failed", "total_canceled"], "properties": {
@@ -247,4 +331,59 @@ fn unclosed_document() -> Value {
 /// `GET /openapi.json`.
 pub(crate) async fn serve() -> HttpResponse {
     HttpResponse::Ok().json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    /// Calls `visit` on every JSON object inside `value`, `value` included.
+    fn walk(value: &Value, visit: &mut impl FnMut(&serde_json::Map<String, Value>)) {
+        match value {
+            Value::Object(object) => {
+                visit(object);
+                object.values().for_each(|inner| walk(inner, visit));
+            }
+            Value::Array(items) => items.iter().for_each(|inner| walk(inner, visit)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn references_resolve_operation_ids_are_unique_and_objects_are_closed() {
+        let document = document();
+        let schemas = document["components"]["schemas"].as_object().unwrap();
+        let mut operations = HashSet::new();
+        walk(&document, &mut |object| {
+            if let Some(reference) = object.get("$ref").and_then(Value::as_str) {
+                let name = reference.trim_start_matches("#/components/schemas/");
+                assert!(schemas.contains_key(name), "{reference} does not resolve");
+            }
+            if let Some(id) = object.get("operationId").and_then(Value::as_str)
+                && object.contains_key("responses")
+            {
+                assert!(operations.insert(id.to_owned()), "{id} twice");
+            }
+        });
+        for (name, schema) in schemas {
+            walk(schema, &mut |object| {
+                if object.contains_key("properties") {
+                    assert_eq!(
+                        object.get("additionalProperties"),
+                        Some(&Value::Bool(false)),
+                        "{name}"
+                    );
+                    for required in object["required"].as_array().into_iter().flatten() {
+                        let field = required.as_str().unwrap();
+                        assert!(object["properties"].get(field).is_some(), "{name}.{field}");
+                    }
+                }
+            });
+        }
+        for id in ["listFilesystems", "getSummary", "getDirs", "listVolumes"] {
+            assert!(operations.contains(id), "{id}");
+        }
+    }
 }

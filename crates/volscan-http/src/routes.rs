@@ -1,25 +1,24 @@
-//! The handlers of `/api/v1` (SPEC §5): triggers, runs, batches, volumes,
-//! history and the scheduler's status. Writing endpoints pass the bearer
-//! token and the rate limit first; repository calls run in `web::block`.
+//! The handlers of `/api/v1` (SPEC §5): triggers, runs, batches, history and
+//! the scheduler's status (volumes are in `volumes.rs`, the answers of §8 in
+//! `insights.rs` and `dirs.rs`). Writing endpoints pass the bearer token and
+//! the rate limit first; repository calls run in `web::block`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
-use volscan_domain::{BatchId, RunFilter, ScanId, ScanStatus, Timestamp, VolumeName, VolumeUsers};
+use volscan_domain::{BatchId, RunFilter, ScanId, ScanStatus, Timestamp, VolumeName};
 
 use crate::guard::{authorize, rate_limit};
 use crate::json::{
     BatchJson, BatchStatusJson, HistoryJson, RunJson, SchedulerHealthJson, StatJson, StatusJson,
-    TriggerJson, VolumeDetailJson, VolumeJson,
+    TriggerJson,
 };
 use crate::{ApiError, AppState};
 
 /// Runs blocking repository work off the async threads.
-async fn block<T: Send + 'static>(
+pub(crate) async fn block<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, volscan_domain::RepoError> + Send + 'static,
 ) -> Result<T, ApiError> {
     web::block(work)
@@ -28,7 +27,8 @@ async fn block<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-fn volume_name(raw: &str) -> Result<VolumeName, ApiError> {
+/// Parses a volume name from a path, `400 invalid_volume_name` when it breaks Docker's rule.
+pub(crate) fn volume_name(raw: &str) -> Result<VolumeName, ApiError> {
     VolumeName::new(raw).map_err(|err| ApiError::InvalidVolumeName(err.to_string()))
 }
 
@@ -186,135 +186,6 @@ pub(crate) async fn get_batch(
         return Err(not_found());
     }
     Ok(HttpResponse::Ok().json(BatchStatusJson::new(batch.to_string(), &counts)))
-}
-
-/// How long container users stay cached: listing containers costs Docker a
-/// round trip per request otherwise. A failure is remembered as long, so a
-/// Docker outage does not slow every request down.
-const USERS_TTL: Duration = Duration::from_secs(5);
-
-/// Which containers use which volume, cached briefly; `None` when Docker
-/// does not answer.
-async fn users(state: &AppState) -> Option<Arc<Vec<VolumeUsers>>> {
-    {
-        let cache = state.users.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((at, users)) = cache.as_ref()
-            && at.elapsed() < USERS_TTL
-        {
-            return users.clone();
-        }
-    }
-    let source = Arc::clone(&state.source);
-    let fetched =
-        actix_web::rt::time::timeout(Duration::from_secs(3), web::block(move || source.users()))
-            .await;
-    let users = match fetched {
-        Ok(Ok(Ok(users))) => Some(Arc::new(users)),
-        _ => None,
-    };
-    *state.users.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-        Some((Instant::now(), users.clone()));
-    users
-}
-
-/// Query of `GET /volumes`.
-#[derive(Deserialize)]
-pub(crate) struct VolumesQuery {
-    sort: Option<String>,
-    removed: Option<bool>,
-}
-
-/// `GET /volumes?sort=size_bytes:desc&removed=true`.
-///
-/// The rendered answer is kept while the scheduler's data version stays the
-/// same (and at most `USERS_TTL`, for the container users), so repeated
-/// reads cost a copy instead of 1,000 index seeks and the JSON encoding.
-pub(crate) async fn list_volumes(
-    state: web::Data<AppState>,
-    query: web::Query<VolumesQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let VolumesQuery { sort, removed } = query.into_inner();
-    let (key, descending) = match sort.as_deref().unwrap_or("name:asc").split_once(':') {
-        Some((key @ ("name" | "size_bytes"), order @ ("asc" | "desc"))) => {
-            (key.to_owned(), order == "desc")
-        }
-        _ => {
-            return Err(ApiError::InvalidQuery(
-                "sort is name or size_bytes, then :asc or :desc".to_owned(),
-            ));
-        }
-    };
-    let include_removed = removed.unwrap_or(false);
-    let cache_key = (format!("{key}:{descending}"), include_removed);
-    let version = state.scheduler.data_version();
-    {
-        let mut cache = state.volumes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((cached_version, at, body)) = cache.get_mut(&cache_key)
-            && *cached_version == version
-        {
-            if at.elapsed() < USERS_TTL {
-                return Ok(HttpResponse::Ok().content_type("application/json").body(body.clone()));
-            }
-            // Only the users may have changed: this request refreshes the entry
-            // while the others keep answering from it, instead of all rendering at once.
-            *at = Instant::now();
-        }
-    }
-    let repo = Arc::clone(&state.repo);
-    let (volumes, stats) =
-        block(move || Ok((repo.volumes(include_removed)?, repo.latest_stats()?))).await?;
-    let users = users(&state).await;
-    let latest: HashMap<&VolumeName, &volscan_domain::VolumeStat> =
-        stats.iter().map(|s| (&s.volume, s)).collect();
-    let used: HashMap<&VolumeName, &VolumeUsers> =
-        users.iter().flat_map(|u| u.iter()).map(|u| (&u.volume, u)).collect();
-    let mut listed: Vec<VolumeJson> = volumes
-        .iter()
-        .map(|volume| {
-            let latest = latest.get(&volume.name).copied();
-            VolumeJson::new(volume, latest, used.get(&volume.name).copied(), users.is_some())
-        })
-        .collect();
-    if key == "size_bytes" {
-        listed.sort_by_key(VolumeJson::size);
-    } else {
-        listed.sort_by(|a, b| a.name().cmp(b.name()));
-    }
-    if descending {
-        listed.reverse();
-    }
-    let body = web::Bytes::from(
-        serde_json::to_vec(&listed).map_err(|err| ApiError::Internal(err.to_string()))?,
-    );
-    state
-        .volumes
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(cache_key, (version, Instant::now(), body.clone()));
-    Ok(HttpResponse::Ok().content_type("application/json").body(body))
-}
-
-/// `GET /volumes/{name}`.
-pub(crate) async fn get_volume(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let name = volume_name(&path)?;
-    let repo = Arc::clone(&state.repo);
-    let lookup = name.clone();
-    let (volume, latest, runs) = block(move || {
-        let filter =
-            RunFilter { volume: Some(lookup.clone()), limit: Some(10), ..RunFilter::default() };
-        Ok((repo.volume(&lookup)?, repo.latest_stat(&lookup)?, repo.runs(&filter)?))
-    })
-    .await?;
-    let volume = volume.ok_or_else(|| ApiError::VolumeNotFound(name.to_string()))?;
-    let users = users(&state).await;
-    let used = users.as_ref().and_then(|u| u.iter().find(|u| u.volume == volume.name));
-    Ok(HttpResponse::Ok().json(VolumeDetailJson {
-        volume: VolumeJson::new(&volume, latest.as_ref(), used, users.is_some()),
-        runs: runs.iter().map(RunJson::from).collect(),
-    }))
 }
 
 /// Query of `GET /volumes/{name}/history`.

@@ -19,11 +19,13 @@
 //!   checking connections, the SQLite settings, migrations, `on_backend!`;
 //! - `pool`: the r2d2 pool and the short wait while the database is down;
 //! - `retry`: busy retries, transactions, diesel errors → `RepoError`;
-//! - `volumes`, `runs`, `stats`, `retention`: the queries, one module per
-//!   table or concern, free functions over `&mut AnyConnection`;
+//! - `volumes`, `runs`, `stats`, `details` (directories, filesystem samples,
+//!   size points), `retention`: the queries, one module per table or
+//!   concern, free functions over `&mut AnyConnection`;
 //! - `rows`: the `*Row` structs and their conversions; `schema`: the tables.
 
 mod connection;
+mod details;
 mod pool;
 mod retention;
 mod retry;
@@ -35,9 +37,9 @@ mod volumes;
 
 use diesel::connection::SimpleConnection;
 use volscan_domain::{
-    BatchId, DiscoveredVolume, Enqueued, NewScanRun, ReadRepository, RepoError, Repository,
-    RunFilter, RunOutcome, ScanId, ScanMethod, ScanRun, StatusCounts, Timestamp, Volume,
-    VolumeName, VolumeStat,
+    BatchId, DirUsage, DiscoveredVolume, Enqueued, FilesystemSample, NewScanRun, ReadRepository,
+    RepoError, Repository, RunFilter, RunOutcome, ScanDetails, ScanId, ScanMethod, ScanRun,
+    SizePoint, StatusCounts, Timestamp, Volume, VolumeName, VolumeStat, VolumeUsers,
 };
 
 pub use connection::{AnyConnection, Backend, UnsupportedUrl};
@@ -167,6 +169,30 @@ impl ReadRepository for DieselRepository {
     ) -> Result<Vec<VolumeStat>, RepoError> {
         self.with_conn(|conn| stats::history(conn, volume, since, until, limit))
     }
+
+    fn size_points(
+        &self,
+        volume: Option<&VolumeName>,
+        window: std::time::Duration,
+    ) -> Result<Vec<SizePoint>, RepoError> {
+        self.with_conn(|conn| details::size_points(conn, volume, window))
+    }
+
+    fn filesystem_samples(
+        &self,
+        filesystem: Option<&str>,
+        since: Timestamp,
+    ) -> Result<Vec<FilesystemSample>, RepoError> {
+        self.with_conn(|conn| details::samples(conn, filesystem, since))
+    }
+
+    fn dir_scans(&self, volume: &VolumeName) -> Result<Vec<(ScanId, Timestamp)>, RepoError> {
+        self.with_conn(|conn| details::dir_scans(conn, volume))
+    }
+
+    fn dirs(&self, scan_id: ScanId) -> Result<Vec<DirUsage>, RepoError> {
+        self.with_conn(|conn| details::dirs(conn, scan_id))
+    }
 }
 
 impl Repository for DieselRepository {
@@ -218,6 +244,30 @@ impl Repository for DieselRepository {
 
     fn purge_runs_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepoError> {
         self.with_conn(|conn| retention::purge_runs_before(conn, cutoff, batch))
+    }
+
+    fn record_details(
+        &self,
+        scan_id: ScanId,
+        volume: &VolumeName,
+        ts: Timestamp,
+        details: &ScanDetails,
+    ) -> Result<(), RepoError> {
+        self.with_tx(|conn| details::record(conn, scan_id, volume, ts, details))
+    }
+
+    fn record_filesystem(&self, sample: &FilesystemSample) -> Result<(), RepoError> {
+        self.with_tx(|conn| details::record_sample(conn, sample))
+    }
+
+    fn record_users(&self, users: &[VolumeUsers], now: Timestamp) -> Result<(), RepoError> {
+        let used: Vec<&str> =
+            users.iter().filter(|u| !u.containers.is_empty()).map(|u| u.volume.as_str()).collect();
+        self.with_tx(|conn| volumes::record_users(conn, &used, now))
+    }
+
+    fn purge_details_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepoError> {
+        self.with_conn(|conn| details::purge_before(conn, cutoff, batch))
     }
 }
 

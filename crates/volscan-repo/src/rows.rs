@@ -42,11 +42,11 @@ fn corrupt(what: &str, value: impl std::fmt::Display) -> RepoError {
     RepoError::Corrupt(format!("{what} {value}"))
 }
 
-fn parse<T: FromStr>(what: &str, value: &str) -> Result<T, RepoError> {
+pub(crate) fn parse<T: FromStr>(what: &str, value: &str) -> Result<T, RepoError> {
     value.parse().map_err(|_| corrupt(what, format!("{value:?}")))
 }
 
-fn to_u64(what: &str, value: i64) -> Result<u64, RepoError> {
+pub(crate) fn to_u64(what: &str, value: i64) -> Result<u64, RepoError> {
     u64::try_from(value).map_err(|_| corrupt(what, value))
 }
 
@@ -71,6 +71,10 @@ pub(crate) struct VolumeRow {
     pub first_seen_at: PrimitiveDateTime,
     pub last_seen_at: PrimitiveDateTime,
     pub removed_at: Option<PrimitiveDateTime>,
+    pub in_use: Option<bool>,
+    pub last_used_at: Option<PrimitiveDateTime>,
+    pub unused_since: Option<PrimitiveDateTime>,
+    pub filesystem_id: Option<String>,
 }
 
 impl TryFrom<VolumeRow> for Volume {
@@ -89,6 +93,10 @@ impl TryFrom<VolumeRow> for Volume {
             first_seen_at: from_db_time(row.first_seen_at),
             last_seen_at: from_db_time(row.last_seen_at),
             removed_at: row.removed_at.map(from_db_time),
+            in_use: row.in_use,
+            last_used_at: row.last_used_at.map(from_db_time),
+            unused_since: row.unused_since.map(from_db_time),
+            filesystem_id: row.filesystem_id,
         })
     }
 }

@@ -13,6 +13,10 @@ diesel::table! {
         first_seen_at -> Timestamp,
         last_seen_at -> Timestamp,
         removed_at -> Nullable<Timestamp>,
+        in_use -> Nullable<Bool>,
+        last_used_at -> Nullable<Timestamp>,
+        unused_since -> Nullable<Timestamp>,
+        filesystem_id -> Nullable<Text>,
     }
 }
 
@@ -55,4 +59,37 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(volumes, scan_runs, volume_stats);
+diesel::table! {
+    /// The capacity of a filesystem holding volumes, sampled after scans.
+    filesystem_samples (id) {
+        id -> BigInt,
+        filesystem_id -> Text,
+        mount_point -> Text,
+        fs_type -> Text,
+        total_bytes -> BigInt,
+        avail_bytes -> BigInt,
+        ts -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// The largest directories at depth 1 and 2 of a volume, per completed scan.
+    volume_dirs (id) {
+        id -> BigInt,
+        scan_id -> Text,
+        volume_name -> Text,
+        depth -> SmallInt,
+        path -> Text,
+        size_bytes -> BigInt,
+        file_count -> Nullable<BigInt>,
+        ts -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    volumes,
+    scan_runs,
+    volume_stats,
+    filesystem_samples,
+    volume_dirs
+);

@@ -503,3 +503,6 @@ fn a_lock_held_past_every_retry_or_a_closed_connection_is_unavailable_not_a_quer
     assert!(!other.is_busy());
     assert!(matches!(other.into_repo(), RepoError::Query(_)));
 }
+
+// After `both_backends!`, which it uses.
+mod details;

@@ -28,6 +28,10 @@ pub(crate) fn upsert(
         first_seen_at: now,
         last_seen_at: now,
         removed_at: None,
+        in_use: None,
+        last_used_at: None,
+        unused_since: None,
+        filesystem_id: None,
     };
     // Update first, so the transaction starts with a write (SQLite then takes
     // the write lock up front instead of failing to upgrade a read).
@@ -80,4 +84,40 @@ pub(crate) fn list(
     }
     let rows = query.order(volumes::name.asc()).load(conn)?;
     Ok(rows.into_iter().map(Volume::try_from).collect::<Result<_, _>>()?)
+}
+
+/// Records which present volumes containers reference at `now`; see
+/// `Repository::record_users`. Call inside a transaction.
+pub(crate) fn record_users(
+    conn: &mut AnyConnection,
+    used: &[&str],
+    now: Timestamp,
+) -> Result<(), TxError> {
+    let now = to_db_time(now);
+    let present = volumes::removed_at.is_null();
+    diesel::update(volumes::table.filter(present).filter(volumes::name.eq_any(used)))
+        .set((
+            volumes::in_use.eq(Some(true)),
+            volumes::last_used_at.eq(Some(now)),
+            volumes::unused_since.eq(None::<PrimitiveDateTime>),
+        ))
+        .execute(conn)?;
+    let unused = || volumes::table.filter(present).filter(volumes::name.ne_all(used));
+    diesel::update(unused().filter(volumes::unused_since.is_null()))
+        .set(volumes::unused_since.eq(Some(now)))
+        .execute(conn)?;
+    diesel::update(unused()).set(volumes::in_use.eq(Some(false))).execute(conn)?;
+    Ok(())
+}
+
+/// Remembers the filesystem that held `volume` at its last scan.
+pub(crate) fn set_filesystem(
+    conn: &mut AnyConnection,
+    volume: &VolumeName,
+    filesystem_id: &str,
+) -> Result<(), TxError> {
+    diesel::update(volumes::table.find(volume.as_str()))
+        .set(volumes::filesystem_id.eq(Some(filesystem_id)))
+        .execute(conn)?;
+    Ok(())
 }

@@ -68,6 +68,7 @@ impl ScanEngine for DiskusEngine {
             args: &args,
             env: &[("RUST_MIN_STACK", DISKUS_STACK)],
             counts_as_error: is_read_error,
+            max_stdout: tool::MAX_STDOUT,
         };
         let out = tool::run(&invocation, context.cancel)?;
         let size = match tool::leading_number("diskus", &out.stdout) {

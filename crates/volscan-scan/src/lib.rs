@@ -8,8 +8,10 @@
 //! domain's `EngineChain`; this crate only says whether each is available.
 //! It reads no environment variable: the binary passes its `PATH` in.
 
+mod breakdown;
 mod diskus;
 mod du;
+mod filesystem;
 mod mounts;
 mod native;
 mod tool;
@@ -21,6 +23,7 @@ use volscan_domain::{ScanEngine, ScanMethod};
 
 pub use diskus::DiskusEngine;
 pub use du::DuEngine;
+pub use filesystem::StatvfsProbe;
 pub use native::NativeEngine;
 pub use tool::find_program;
 

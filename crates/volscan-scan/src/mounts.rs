@@ -24,7 +24,8 @@ fn mount_points(table: &str) -> impl Iterator<Item = PathBuf> + '_ {
         .map(|field| PathBuf::from(unescape(field)))
 }
 
-fn unescape(field: &str) -> String {
+/// Decodes the kernel's octal escapes (`\040` for a space) in a mountinfo field.
+pub(crate) fn unescape(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

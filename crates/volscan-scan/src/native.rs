@@ -24,6 +24,9 @@
 //!   process's soft `RLIMIT_NOFILE` to its hard limit (as the Go runtime
 //!   does at start-up); past even that, the directories that cannot be
 //!   opened count as errors and the scan is partial.
+//! - `scan_with_dirs` walks the same way and also adds up each directory at
+//!   depth 1 and 2 (`breakdown.rs`): once per directory read, never per entry,
+//!   and not at all for a plain `scan`.
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString};
@@ -35,7 +38,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, RawDir, Stat};
 use rustix::io::Errno;
-use volscan_domain::{CancelToken, ScanContext, ScanEngine, ScanError, ScanMethod, Usage};
+use volscan_domain::{
+    CancelToken, DirUsage, ScanContext, ScanEngine, ScanError, ScanMethod, Usage,
+};
+
+use crate::breakdown::{Breakdown, Owners};
 
 /// Worker threads by default. Periodic scans usually meet a cold page cache,
 /// where the walk waits on the disk and more threads than cores pay off.
@@ -82,6 +89,28 @@ impl ScanEngine for NativeEngine {
     }
 
     fn scan(&self, root: &Path, context: &ScanContext<'_>) -> Result<Usage, ScanError> {
+        self.walk(root, context, None)
+    }
+
+    fn scan_with_dirs(
+        &self,
+        root: &Path,
+        context: &ScanContext<'_>,
+    ) -> Result<(Usage, Option<Vec<DirUsage>>), ScanError> {
+        let breakdown = Breakdown::default();
+        let usage = self.walk(root, context, Some(&breakdown))?;
+        Ok((usage, Some(breakdown.finish())))
+    }
+}
+
+impl NativeEngine {
+    /// Walks `root`; with `breakdown`, also adds up its depth-1 and depth-2 directories.
+    fn walk(
+        &self,
+        root: &Path,
+        context: &ScanContext<'_>,
+        breakdown: Option<&Breakdown>,
+    ) -> Result<Usage, ScanError> {
         raise_descriptor_limit();
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let root_fd =
@@ -102,7 +131,7 @@ impl ScanEngine for NativeEngine {
         let walk = Walk {
             root_dev: root_stat.st_dev,
             queue: Mutex::new(Queue {
-                pending: vec![Pending::Root(root_fd)],
+                pending: vec![Pending { at: At::Root(root_fd), owners: None }],
                 active: 0,
                 stopped: false,
             }),
@@ -111,6 +140,7 @@ impl ScanEngine for NativeEngine {
             seen: AtomicU64::new(1),
             cancel: context.cancel,
             progress: context.progress,
+            breakdown,
         };
         let mut totals = Totals::default();
         totals.add(&root_stat);
@@ -157,7 +187,15 @@ fn raise_descriptor_limit() {
 }
 
 /// A directory waiting to be read.
-enum Pending {
+struct Pending {
+    at: At,
+    /// With a breakdown, the depth-1 and depth-2 directories its entries count
+    /// towards (`None` for the root, and always without a breakdown).
+    owners: Option<Arc<Owners>>,
+}
+
+/// Where a directory waiting to be read is.
+enum At {
     /// The root, already open.
     Root(OwnedFd),
     /// `name` inside the directory open as `parent`.
@@ -207,6 +245,8 @@ struct Walk<'a> {
     seen: AtomicU64,
     cancel: &'a CancelToken,
     progress: &'a (dyn Fn(u64) + Sync),
+    /// Where the directories at depth 1 and 2 are added up, when asked.
+    breakdown: Option<&'a Breakdown>,
 }
 
 /// Locks a mutex, ignoring poisoning: the data behind these locks stays
@@ -221,8 +261,14 @@ impl Walk<'_> {
         let mut totals = Totals::default();
         let mut buffer = vec![MaybeUninit::<u8>::uninit(); DIRENT_BUFFER];
         let mut children = Vec::new();
-        while let Some(directory) = self.next() {
-            self.read_directory(directory, &mut buffer, &mut totals, &mut children);
+        while let Some(Pending { at, owners }) = self.next() {
+            let (blocks, files) = (totals.blocks, totals.files);
+            self.read_directory(at, owners.as_ref(), &mut buffer, &mut totals, &mut children);
+            if let Some(owners) = owners {
+                // What this directory's entries added to the totals, hard links
+                // included only where the totals counted them.
+                owners.add(totals.blocks - blocks, totals.files - files);
+            }
             self.done_with(&mut children);
         }
         totals
@@ -271,15 +317,16 @@ impl Walk<'_> {
 
     fn read_directory(
         &self,
-        directory: Pending,
+        directory: At,
+        owners: Option<&Arc<Owners>>,
         buffer: &mut [MaybeUninit<u8>],
         totals: &mut Totals,
         children: &mut Vec<Pending>,
     ) {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = match directory {
-            Pending::Root(fd) => fd,
-            Pending::Child { parent, name } => {
+            At::Root(fd) => fd,
+            At::Child { parent, name } => {
                 match rustix::fs::openat(&*parent, &name, flags, Mode::empty()) {
                     Ok(fd) => fd,
                     // Removed, or replaced by a non-directory, since it was listed.
@@ -328,7 +375,9 @@ impl Walk<'_> {
             if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
                 totals.add(&stat);
                 totals.dirs += 1;
-                children.push(Pending::Child { parent: Arc::clone(&fd), name: name.to_owned() });
+                let owners = self.breakdown.map(|breakdown| breakdown.child(owners, name, &stat));
+                let at = At::Child { parent: Arc::clone(&fd), name: name.to_owned() };
+                children.push(Pending { at, owners });
             } else if stat.st_nlink <= 1 || self.first_sight(&stat) {
                 totals.add(&stat);
                 totals.files += 1;

@@ -6,8 +6,10 @@
 //! ([`find_program`]); this crate never reads `PATH` itself. While
 //! it runs, the caller's `CancelToken` is polled; when it is set, the whole
 //! group is killed with SIGKILL and the tool is reaped, so neither a zombie nor
-//! an orphan remains. Standard output is kept up to a limit; standard error is
-//! counted by lines and its last few KiB are kept for the error message.
+//! an orphan remains. Standard output is kept up to a limit the invocation sets
+//! (a tool that prints more fails the attempt: its output is never cut
+//! silently); standard error is counted by lines and its last few KiB are kept
+//! for the error message.
 
 use std::ffi::OsStr;
 use std::io::Read;
@@ -19,8 +21,8 @@ use std::time::Duration;
 
 use volscan_domain::{CancelToken, ScanError};
 
-/// How much of a tool's standard output is kept; the tools print one line.
-const MAX_STDOUT: usize = 64 * 1024;
+/// How much standard output a tool printing one line may print.
+pub(crate) const MAX_STDOUT: usize = 64 * 1024;
 /// How much of the end of a tool's standard error is kept.
 const MAX_STDERR: usize = 4 * 1024;
 /// How often a running tool's exit and the cancel flag are checked.
@@ -30,7 +32,8 @@ const POLL: Duration = Duration::from_millis(10);
 #[derive(Debug)]
 pub(crate) struct ToolOutput {
     pub status: ExitStatus,
-    pub stdout: String,
+    /// Standard output, whole (`run` fails when it exceeds the invocation's `max_stdout`).
+    pub stdout: Vec<u8>,
     /// The last `MAX_STDERR` bytes of standard error.
     pub stderr_tail: String,
     /// Lines of standard error that `counts_as_error` accepted.
@@ -53,6 +56,8 @@ pub(crate) struct Invocation<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// Which standard error lines are errors.
     pub counts_as_error: LineFilter,
+    /// The most standard output the tool may print (`MAX_STDOUT` for one line).
+    pub max_stdout: usize,
 }
 
 /// The locale every tool runs in. du's messages are translated in other
@@ -83,7 +88,7 @@ pub(crate) fn run(
     invocation: &Invocation<'_>,
     cancel: &CancelToken,
 ) -> Result<ToolOutput, ScanError> {
-    let Invocation { tool, program, args, env, counts_as_error } = *invocation;
+    let Invocation { tool, program, args, env, counts_as_error, max_stdout } = *invocation;
     let mut child = Command::new(program)
         .args(args)
         .envs(env.iter().copied())
@@ -95,7 +100,7 @@ pub(crate) fn run(
         .process_group(0)
         .spawn()
         .map_err(|source| ScanError::Spawn { tool, source })?;
-    let stdout = child.stdout.take().map(|pipe| thread::spawn(move || read_head(pipe, MAX_STDOUT)));
+    let stdout = child.stdout.take().map(|pipe| thread::spawn(move || read_head(pipe, max_stdout)));
     let stderr =
         child.stderr.take().map(|pipe| thread::spawn(move || read_tail(pipe, counts_as_error)));
 
@@ -116,11 +121,19 @@ pub(crate) fn run(
             }
         }
     };
-    let stdout = join(stdout).map(|(bytes, _)| bytes).unwrap_or_default();
+    let (stdout, overflow) = join(stdout).unwrap_or_default();
     let (stderr_tail, error_lines) = join(stderr).unwrap_or_default();
+    if overflow {
+        return Err(ScanError::BadOutput {
+            tool,
+            output: format!(
+                "more than {max_stdout} bytes on standard output, which is the most read"
+            ),
+        });
+    }
     Ok(ToolOutput {
         status,
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stdout,
         stderr_tail: String::from_utf8_lossy(&stderr_tail).trim_end().to_owned(),
         error_lines,
     })
@@ -139,18 +152,21 @@ fn join<T: Default>(handle: Option<thread::JoinHandle<T>>) -> Option<T> {
     handle.map(|handle| handle.join().unwrap_or_default())
 }
 
-/// Reads a pipe to its end, keeping the first `limit` bytes.
-fn read_head(mut pipe: impl Read, limit: usize) -> (Vec<u8>, u64) {
+/// Reads a pipe to its end, keeping the first `limit` bytes; `true` when
+/// there were more.
+fn read_head(mut pipe: impl Read, limit: usize) -> (Vec<u8>, bool) {
     let mut kept = Vec::new();
+    let mut overflow = false;
     let mut buf = [0u8; 8192];
     while let Ok(n) = pipe.read(&mut buf) {
         if n == 0 {
             break;
         }
         let room = limit.saturating_sub(kept.len());
+        overflow |= n > room;
         kept.extend_from_slice(&buf[..n.min(room)]);
     }
-    (kept, 0)
+    (kept, overflow)
 }
 
 /// Reads a pipe to its end, keeping the last `MAX_STDERR` bytes and counting
@@ -188,7 +204,8 @@ fn read_tail(mut pipe: impl Read, counts_as_error: LineFilter) -> (Vec<u8>, u64)
 }
 
 /// Parses the leading decimal number of a tool's output (`12345\t/path`).
-pub(crate) fn leading_number(tool: &'static str, output: &str) -> Result<u64, ScanError> {
+pub(crate) fn leading_number(tool: &'static str, output: &[u8]) -> Result<u64, ScanError> {
+    let output = String::from_utf8_lossy(output);
     let digits: &str =
         output.trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap_or("");
     digits
@@ -235,7 +252,7 @@ pub(crate) mod testing {
     use std::os::unix::fs::PermissionsExt;
     use std::path::{Path, PathBuf};
 
-    use volscan_domain::{CancelToken, ScanContext, ScanEngine, ScanError, Usage};
+    use volscan_domain::{CancelToken, DirUsage, ScanContext, ScanEngine, ScanError, Usage};
 
     /// Writes the executable `/bin/sh` script `body` as `dir/name`.
     pub(crate) fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -249,10 +266,24 @@ pub(crate) mod testing {
     /// another test thread may have forked while it was open for writing, and
     /// that child holds it open until it execs.
     pub(crate) fn scan(engine: &dyn ScanEngine, root: &Path) -> Result<Usage, ScanError> {
+        retry_busy(|context| engine.scan(root, context))
+    }
+
+    /// `engine.scan_with_dirs(root)`, retried like `scan`.
+    pub(crate) fn scan_with_dirs(
+        engine: &dyn ScanEngine,
+        root: &Path,
+    ) -> Result<(Usage, Option<Vec<DirUsage>>), ScanError> {
+        retry_busy(|context| engine.scan_with_dirs(root, context))
+    }
+
+    fn retry_busy<T>(
+        attempt: impl Fn(&ScanContext<'_>) -> Result<T, ScanError>,
+    ) -> Result<T, ScanError> {
         let cancel = CancelToken::new();
         let context = ScanContext { cancel: &cancel, progress: &|_| {} };
         for _ in 0..100 {
-            match engine.scan(root, &context) {
+            match attempt(&context) {
                 Err(ScanError::Spawn { source, .. })
                     if source.raw_os_error() == Some(rustix::io::Errno::TXTBSY.raw_os_error()) =>
                 {
@@ -261,7 +292,7 @@ pub(crate) mod testing {
                 result => return result,
             }
         }
-        engine.scan(root, &context)
+        attempt(&context)
     }
 }
 
@@ -286,11 +317,17 @@ mod tests {
         let script = "echo 42 out; i=0; while [ $i -lt 3000 ]; do echo line $i >&2; i=$((i+1)); done; exit 3";
         let even = |line: &[u8]| line.last().is_some_and(|digit| digit % 2 == 0);
         let args = ["-c".as_ref(), script.as_ref()];
-        let invocation =
-            Invocation { tool: "sh", program: &sh, args: &args, env: &[], counts_as_error: even };
+        let invocation = Invocation {
+            tool: "sh",
+            program: &sh,
+            args: &args,
+            env: &[],
+            counts_as_error: even,
+            max_stdout: MAX_STDOUT,
+        };
         let out = run(&invocation, &CancelToken::new()).unwrap();
         assert_eq!(out.status.code(), Some(3));
-        assert_eq!(out.stdout, "42 out\n");
+        assert_eq!(out.stdout, b"42 out\n");
         assert_eq!(out.error_lines, 1500);
         assert!(out.stderr_tail.len() <= MAX_STDERR);
         assert!(out.stderr_tail.ends_with("line 2999"), "{}", out.stderr_tail);
@@ -319,6 +356,7 @@ mod tests {
             args: &args,
             env: &[],
             counts_as_error: |_| true,
+            max_stdout: MAX_STDOUT,
         };
         let err = run(&invocation, &token).unwrap_err();
         killer.join().unwrap();
@@ -348,6 +386,7 @@ mod tests {
             args: &[],
             env: &[],
             counts_as_error: |_| true,
+            max_stdout: MAX_STDOUT,
         };
         let err = run(&invocation, &CancelToken::new()).unwrap_err();
         assert!(matches!(err, ScanError::Spawn { tool: "nope", .. }), "{err:?}");
@@ -367,6 +406,25 @@ mod tests {
         assert_eq!(find_program("sh", OsStr::new(&relative)), None);
     }
 
+    #[test]
+    fn output_over_the_limit_fails_instead_of_being_cut() {
+        let sh = sh();
+        let args = ["-c".as_ref(), "printf '%s' 12345; printf '%s' 6789".as_ref()];
+        let invocation = Invocation {
+            tool: "sh",
+            program: &sh,
+            args: &args,
+            env: &[],
+            counts_as_error: |_| true,
+            max_stdout: 9,
+        };
+        assert_eq!(run(&invocation, &CancelToken::new()).unwrap().stdout, b"123456789");
+        let invocation = Invocation { max_stdout: 8, ..invocation };
+        let err = run(&invocation, &CancelToken::new()).unwrap_err();
+        assert!(matches!(err, ScanError::BadOutput { tool: "sh", .. }), "{err:?}");
+        assert!(err.to_string().contains("more than 8 bytes"), "{err}");
+    }
+
     /// Tools run in the C locale whatever the environment and the invocation
     /// say, so du's messages are the English ones its line filter matches.
     #[test]
@@ -380,12 +438,13 @@ mod tests {
             args: &args,
             env: &[("LC_ALL", "de_DE.UTF-8"), ("RUST_MIN_STACK", "123")],
             counts_as_error: |_| true,
+            max_stdout: MAX_STDOUT,
         };
         let out = run(&invocation, &CancelToken::new()).unwrap();
         assert!(out.status.success(), "{out:?}");
-        assert_eq!(out.stdout, "C|123");
+        assert_eq!(out.stdout, b"C|123");
         let invocation = Invocation { env: &[], ..invocation };
         let out = run(&invocation, &CancelToken::new()).unwrap();
-        assert_eq!(out.stdout, "C|");
+        assert_eq!(out.stdout, b"C|");
     }
 }

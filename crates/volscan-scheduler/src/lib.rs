@@ -11,6 +11,7 @@
 //! Threading: the scheduler runs on the caller's tokio runtime; every port
 //! call goes through `spawn_blocking`.
 
+mod capacity;
 mod clock;
 mod error;
 pub mod metrics;

@@ -33,6 +33,20 @@ pub const VOLUME_LAST_SCAN: &str = "volscan_volume_last_scan_timestamp_seconds";
 pub const VOLUME_PARTIAL: &str = "volscan_volume_scan_partial";
 /// When the last periodic or bulk run started.
 pub const LAST_RUN: &str = "volscan_scheduler_last_run_timestamp_seconds";
+/// Each volume's growth rate over 7 days, bytes a day (absent when unknown).
+pub const VOLUME_GROWTH: &str = "volscan_volume_growth_bytes_per_day";
+/// Size of each filesystem holding scanned volumes.
+pub const FILESYSTEM_SIZE: &str = "volscan_filesystem_size_bytes";
+/// Bytes available on each filesystem holding scanned volumes.
+pub const FILESYSTEM_AVAIL: &str = "volscan_filesystem_avail_bytes";
+/// Seconds until a filesystem is full at its trend (absent without a forecast).
+pub const FILESYSTEM_FULL_IN: &str = "volscan_filesystem_full_in_seconds";
+/// Present volumes no container references.
+pub const VOLUMES_UNUSED: &str = "volscan_volumes_unused";
+/// The sum of the latest sizes of the unused volumes.
+pub const RECLAIMABLE_BYTES: &str = "volscan_reclaimable_bytes";
+/// 1 while the scheduler runs, 0 while it is stopped.
+pub const SCHEDULER_RUNNING: &str = "volscan_scheduler_running";
 
 fn seconds(at: Timestamp) -> f64 {
     at.unix_timestamp_nanos() as f64 / 1e9
@@ -105,6 +119,10 @@ pub(crate) fn error(reason: ErrorReason) {
     metrics::counter!(SCAN_ERRORS, "reason" => reason.as_str()).increment(1);
 }
 
+pub(crate) fn scheduler_running(running: bool) {
+    metrics::gauge!(SCHEDULER_RUNNING).set(if running { 1.0 } else { 0.0 });
+}
+
 pub(crate) fn last_run(at: Timestamp) {
     metrics::gauge!(LAST_RUN).set(seconds(at));
 }
@@ -118,4 +136,8 @@ pub fn describe() {
     metrics::describe_counter!(SCAN_ERRORS, "Failed scan attempts, by reason");
     metrics::describe_gauge!(WORKER_UTILIZATION, "Busy scan workers over all workers (0-1)");
     metrics::describe_gauge!(LAST_RUN, "Unix time the last periodic or bulk run started");
+    metrics::describe_gauge!(
+        SCHEDULER_RUNNING,
+        "1 while the scheduler runs, 0 while it is stopped"
+    );
 }

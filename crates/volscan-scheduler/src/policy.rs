@@ -144,6 +144,10 @@ pub const DEPTH_REFRESH: Duration = Duration::from_millis(500);
 /// before settling the run itself.
 pub const CANCEL_WAIT: Duration = Duration::from_secs(1);
 
+/// How often the filesystems holding scanned volumes are sampled between
+/// scans, so their free space is current (alert rules predict from it).
+pub const FILESYSTEM_SAMPLE_INTERVAL: Duration = Duration::from_secs(60);
+
 /// How long a forced stop waits for claims in flight to register their runs.
 pub const CLAIM_SETTLE: Duration = Duration::from_secs(2);
 

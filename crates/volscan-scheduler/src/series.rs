@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use volscan_domain::{Timestamp, Usage, VolumeName};
 
 use crate::metrics::{
-    VOLUME_APPARENT, VOLUME_FILES, VOLUME_LAST_SCAN, VOLUME_PARTIAL, VOLUME_SIZE,
+    VOLUME_APPARENT, VOLUME_FILES, VOLUME_GROWTH, VOLUME_LAST_SCAN, VOLUME_PARTIAL, VOLUME_SIZE,
 };
 use crate::running::lock;
 
@@ -24,6 +24,8 @@ use crate::running::lock;
 struct Sample {
     usage: Usage,
     scanned_at: Timestamp,
+    /// Bytes a day over 7 days, when known.
+    growth: Option<f64>,
 }
 
 /// The latest completed scan of every volume that is still present.
@@ -35,7 +37,17 @@ pub(crate) struct VolumeSeries {
 impl VolumeSeries {
     /// Records a volume's latest completed scan.
     pub fn set(&self, volume: &VolumeName, usage: &Usage, scanned_at: Timestamp) {
-        lock(&self.samples).insert(volume.clone(), Sample { usage: *usage, scanned_at });
+        let mut samples = lock(&self.samples);
+        let growth = samples.get(volume).and_then(|s| s.growth);
+        samples.insert(volume.clone(), Sample { usage: *usage, scanned_at, growth });
+    }
+
+    /// Records a volume's growth rate (bytes a day), or that it is unknown;
+    /// ignored for a volume without a series.
+    pub fn set_growth(&self, volume: &VolumeName, rate: Option<f64>) {
+        if let Some(sample) = lock(&self.samples).get_mut(volume) {
+            sample.growth = rate;
+        }
     }
 
     /// Forgets a removed volume.
@@ -52,7 +64,7 @@ impl VolumeSeries {
     pub fn replace_all(&self, samples: impl IntoIterator<Item = (VolumeName, Usage, Timestamp)>) {
         let fresh: BTreeMap<VolumeName, Sample> = samples
             .into_iter()
-            .map(|(name, usage, scanned_at)| (name, Sample { usage, scanned_at }))
+            .map(|(name, usage, scanned_at)| (name, Sample { usage, scanned_at, growth: None }))
             .collect();
         *lock(&self.samples) = fresh;
     }
@@ -66,7 +78,7 @@ impl VolumeSeries {
     pub fn render(&self, out: &mut String) {
         let samples = lock(&self.samples);
         type Field = fn(&Sample) -> Option<f64>;
-        let families: [(&str, &str, Field); 5] = [
+        let families: [(&str, &str, Field); 6] = [
             (
                 VOLUME_SIZE,
                 "Disk usage in bytes of each volume, from its last completed scan",
@@ -90,6 +102,11 @@ impl VolumeSeries {
                 "1 when the last completed scan of the volume met unreadable entries, so its figures are a lower bound",
                 |s| Some(if s.usage.is_partial() { 1.0 } else { 0.0 }),
             ),
+            (
+                VOLUME_GROWTH,
+                "Growth of each volume in bytes a day, least squares over 7 days (absent when unknown)",
+                |s| s.growth,
+            ),
         ];
         for (name, help, field) in families {
             let values: Vec<(&VolumeName, f64)> =
@@ -107,7 +124,7 @@ impl VolumeSeries {
 }
 
 /// Escapes a label value: backslash, double quote and line feed.
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 

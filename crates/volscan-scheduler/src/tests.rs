@@ -158,6 +158,8 @@ struct FakeSource {
     watch_calls: AtomicUsize,
     /// Calls of `volumes` so far.
     list_calls: AtomicUsize,
+    /// What `users` answers.
+    users: Mutex<Vec<VolumeUsers>>,
 }
 
 impl FakeSource {
@@ -171,6 +173,7 @@ impl FakeSource {
             stream_down: AtomicBool::new(false),
             watch_calls: AtomicUsize::new(0),
             list_calls: AtomicUsize::new(0),
+            users: Mutex::new(Vec::new()),
             root,
         };
         for name in names {
@@ -227,7 +230,7 @@ impl VolumeSource for FakeSource {
     }
 
     fn users(&self) -> Result<Vec<VolumeUsers>, SourceError> {
-        Ok(Vec::new())
+        Ok(self.users.lock().unwrap().clone())
     }
 
     fn watch(
@@ -841,6 +844,9 @@ async fn volume_churn_leaves_the_per_volume_series_where_they_started() {
     let h = harness(&["keep"], FakeEngine::new(Behaviour::Measure(4096)), options).await;
     let kept = h.scan("keep").await;
     h.until_status(kept.scan_id, ScanStatus::Completed).await;
+    // The row is committed on a blocking thread before the worker records
+    // the outcome in its series.
+    h.until("the kept volume's series", |h| h.handle.volume_series_count() == 1).await;
     let mut baseline = String::new();
     h.handle.render_volume_metrics(&mut baseline);
     assert!(baseline.contains("volume=\"keep\""), "{baseline}");
@@ -945,3 +951,6 @@ async fn an_external_tool_reports_elapsed_time_against_the_estimate() {
     h.handle.cancel(run.scan_id).await.unwrap();
     h.handle.stop().await;
 }
+
+// After the fakes and the harness, which it uses.
+mod insight;

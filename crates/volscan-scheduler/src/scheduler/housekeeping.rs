@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use volscan_domain::{Timestamp, Trigger, error_chain};
 
 use super::admission::Admission;
+use super::insight;
 use super::ledger::Ledger;
 use super::sync::SourceSync;
 use super::{Ports, Stop, blocking, is_stopping};
@@ -129,13 +130,39 @@ async fn periodic_pass(admission: &Admission) -> bool {
     }
 }
 
+/// The filesystem sampler (only with a probe); touches the ports and the
+/// ledger's capacity series. Every `FILESYSTEM_SAMPLE_INTERVAL` until the
+/// scheduler stops:
+///
+/// 1. sample again every filesystem a scan has seen, through a directory on it;
+/// 2. store the sample (at most one per five minutes per filesystem) and
+///    publish it with the forecast from the stored history.
+pub(super) async fn sample_filesystems(ports: Arc<Ports>, ledger: Arc<Ledger>, mut stop: Stop) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(policy::FILESYSTEM_SAMPLE_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+        let (ports, ledger) = (Arc::clone(&ports), Arc::clone(&ledger));
+        let sampled = blocking(move || insight::sample_filesystems(&ports, &ledger));
+        let sampled = tokio::select! {
+            sampled = sampled => sampled,
+            _ = stop.changed() => return,
+        };
+        if let Ok(Err(err)) = sampled {
+            insight::warn("failed to store a filesystem sample", &err);
+        }
+    }
+}
+
 /// The retention task; touches the ports and the ledger (series, version).
 /// Until the scheduler stops, `first_pass_delay` after start and then every
 /// `interval`:
 ///
-/// 1. delete stats, then finished runs, older than the TTL, one batch per
-///    blocking call, each raced against the stop;
-/// 2. reload the per-volume series from what is left.
+/// 1. delete stats, then directories and filesystem samples, then finished
+///    runs, older than the TTL, one batch per blocking call, each raced
+///    against the stop;
+/// 2. reload the series and the derived figures from what is left.
 pub(super) async fn retention(ports: Arc<Ports>, ledger: Arc<Ledger>, mut stop: Stop) {
     let Some(options) = ports.options.retention.clone() else { return };
     let mut wait = options.first_pass_delay;
@@ -158,7 +185,12 @@ pub(super) async fn retention(ports: Arc<Ports>, ledger: Arc<Ledger>, mut stop: 
             Ok((stats, runs)) => {
                 ledger.touched();
                 let (repo, ledger) = (Arc::clone(&ports.repo), Arc::clone(&ledger));
-                if let Ok(Err(err)) = blocking(move || ledger.reload_series(&*repo)).await {
+                let ports_for_reload = Arc::clone(&ports);
+                let reloaded = blocking(move || {
+                    ledger.reload_series(&*repo)?;
+                    insight::load(&ports_for_reload, &ledger)
+                });
+                if let Ok(Err(err)) = reloaded.await {
                     tracing::warn!(error = %error_chain(&err), "failed to reload the volume series");
                 }
                 tracing::info!(stats, runs, "retention pass done");
@@ -169,29 +201,24 @@ pub(super) async fn retention(ports: Arc<Ports>, ledger: Arc<Ledger>, mut stop: 
     }
 }
 
-/// Deletes stats and finished runs older than `cutoff`, one batch at a time.
+/// Deletes stats (with directories and filesystem samples) and finished runs
+/// older than `cutoff`, one batch at a time; returns (stats and details, runs).
 async fn purge(ports: &Ports, cutoff: Timestamp, batch: u32) -> Result<(u64, u64), SchedulerError> {
-    let mut totals = (0, 0);
-    for stats in [true, false] {
+    let mut totals = [0; 3];
+    for (table, total) in totals.iter_mut().enumerate() {
         loop {
             let repo = Arc::clone(&ports.repo);
-            let deleted = blocking(move || {
-                if stats {
-                    repo.purge_stats_before(cutoff, batch)
-                } else {
-                    repo.purge_runs_before(cutoff, batch)
-                }
+            let deleted = blocking(move || match table {
+                0 => repo.purge_stats_before(cutoff, batch),
+                1 => repo.purge_details_before(cutoff, batch),
+                _ => repo.purge_runs_before(cutoff, batch),
             })
             .await??;
-            if stats {
-                totals.0 += deleted;
-            } else {
-                totals.1 += deleted;
-            }
+            *total += deleted;
             if deleted < u64::from(batch.max(1)) {
                 break;
             }
         }
     }
-    Ok(totals)
+    Ok((totals[0] + totals[1], totals[2]))
 }

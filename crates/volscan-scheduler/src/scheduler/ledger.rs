@@ -1,6 +1,6 @@
 //! The ledger: what the scheduler has learned from finished attempts and its
 //! own writes. It owns the totals by final status, the last finished statuses
-//! (for health), the per-volume metric series, and the data version readers
+//! (for health), the per-volume and capacity metric series, and the data version readers
 //! cache by. Workers and cancels record outcomes here; the source sync and
 //! retention touch the series and the version. It does no IO of its own
 //! except `load` and `reload_series`, which the caller runs on a blocking
@@ -14,6 +14,7 @@ use volscan_domain::{
     RepoError, Repository, RunFilter, RunOutcome, ScanRun, ScanStatus, Timestamp, VolumeName,
 };
 
+use crate::capacity::CapacitySeries;
 use crate::metrics;
 use crate::policy::RECENT;
 use crate::running::lock;
@@ -29,6 +30,8 @@ pub(super) struct Ledger {
     recent: Mutex<VecDeque<ScanStatus>>,
     /// The per-volume metric series.
     series: VolumeSeries,
+    /// The filesystem and unused-volume series.
+    capacity: CapacitySeries,
     /// Bumped after every write of volumes or stats, so readers can cache.
     data_version: AtomicU64,
 }
@@ -73,8 +76,9 @@ impl Ledger {
     /// statuses and, for a completed scan, the volume's series (`now` when
     /// the stored run has no completion time).
     pub fn record(&self, outcome: &RunOutcome, stored: &ScanRun, now: Timestamp) {
-        // First, so that whoever sees the counters move also sees the new version.
-        if let RunOutcome::Completed { .. } = outcome {
+        // First, so that whoever sees the counters move also sees the new
+        // version (a failure changes what readers show too).
+        if stored.status.is_final() {
             self.touched();
         }
         match outcome {
@@ -100,7 +104,14 @@ impl Ledger {
         }
         if let RunOutcome::Completed { usage, .. } = outcome {
             self.series.set(&stored.volume, usage, stored.completed_at.unwrap_or(now));
+            self.capacity.scanned(&stored.volume, usage.size_bytes);
         }
+    }
+
+    /// A volume is gone: its series go, and it no longer counts as unused.
+    pub fn volume_removed(&self, volume: &VolumeName) {
+        self.series.remove(volume);
+        self.capacity.removed(volume);
     }
 
     /// Marks volumes or stats as changed.
@@ -130,5 +141,10 @@ impl Ledger {
     /// The per-volume series.
     pub fn series(&self) -> &VolumeSeries {
         &self.series
+    }
+
+    /// The filesystem and unused-volume series.
+    pub fn capacity(&self) -> &CapacitySeries {
+        &self.capacity
     }
 }

@@ -13,6 +13,8 @@
 //! - the event follower ([`sync::follow_events`]): the source's events, and
 //!   the catch-up after a lost stream;
 //! - the depth task ([`admission::track_depth`]): the queue depth gauge;
+//! - the filesystem sampler ([`housekeeping::sample_filesystems`]), with a
+//!   filesystem probe;
 //! - the retention task ([`housekeeping::retention`]), when retention is on.
 //!
 //! # Who owns what
@@ -25,6 +27,9 @@
 //! | `Queue`: capacity, depth, worker wake-ups, batch cooldown | `admission` | admission, workers, depth task |
 //! | `Running`: live scans, claims in flight, cancel marks | `crate::running` | workers, cancel, stop |
 //! | `Ledger`: totals, recent statuses, series, data version | `ledger` | workers, cancel, sync, retention |
+//!
+//! `insight` owns no state: it derives growth, filesystem forecasts and the
+//! unused volumes from stored data into the ledger's series.
 //! | `Schedule`: when the next periodic run is due | `housekeeping` | periodic task, start, stop |
 //! | `Tasks`: running flag, stop signals, task handles | here | start, stop |
 //!
@@ -33,6 +38,7 @@
 
 mod admission;
 mod housekeeping;
+mod insight;
 mod ledger;
 mod sync;
 mod worker;
@@ -43,8 +49,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use volscan_domain::{
-    CancelReason, CancelToken, EngineChain, Enqueued, Repository, RunFilter, RunOutcome, ScanId,
-    ScanRun, ScanStatus, Trigger, VolumeName, VolumeSource,
+    CancelReason, CancelToken, EngineChain, Enqueued, FilesystemProbe, Repository, RunFilter,
+    RunOutcome, ScanId, ScanRun, ScanStatus, Trigger, VolumeName, VolumeSource,
 };
 
 use self::admission::{Admission, Queue};
@@ -66,6 +72,7 @@ pub struct SchedulerBuilder {
     repo: Arc<dyn Repository>,
     options: SchedulerOptions,
     clock: Arc<dyn Clock>,
+    probe: Option<Arc<dyn FilesystemProbe>>,
 }
 
 impl SchedulerBuilder {
@@ -76,7 +83,22 @@ impl SchedulerBuilder {
         repo: Arc<dyn Repository>,
         options: SchedulerOptions,
     ) -> Self {
-        SchedulerBuilder { source, engines, repo, options, clock: Arc::new(SystemClock) }
+        SchedulerBuilder {
+            source,
+            engines,
+            repo,
+            options,
+            clock: Arc::new(SystemClock),
+            probe: None,
+        }
+    }
+
+    /// Samples the filesystem holding each volume after its scans with
+    /// `probe` (for `GET /filesystems` and the fill forecast); without one,
+    /// no filesystem is sampled.
+    pub fn filesystems(mut self, probe: Arc<dyn FilesystemProbe>) -> Self {
+        self.probe = Some(probe);
+        self
     }
 
     /// Uses `clock` for every timestamp it writes.
@@ -97,6 +119,7 @@ impl SchedulerBuilder {
                 repo: self.repo,
                 options: self.options,
                 clock: self.clock,
+                probe: self.probe,
             }),
             running: Arc::default(),
             ledger: Arc::default(),
@@ -167,9 +190,19 @@ impl SchedulerHandle {
 
     /// Appends the per-volume series (`volscan_volume_*{volume}`) in the
     /// Prometheus text format: the latest completed scan of every volume that
-    /// is still present, and only the fields that scan measured.
+    /// is still present, only the fields that scan measured, and its growth
+    /// rate when known.
     pub fn render_volume_metrics(&self, out: &mut String) {
         self.core.ledger.series().render(out);
+    }
+
+    /// Appends the capacity series in the Prometheus text format: per
+    /// filesystem holding scanned volumes (`volscan_filesystem_*`, the time
+    /// until full only with a forecast), and the unused volumes
+    /// (`volscan_volumes_unused`, `volscan_reclaimable_bytes`) once the
+    /// containers have been looked at.
+    pub fn render_capacity_metrics(&self, out: &mut String) {
+        self.core.ledger.capacity().render(out, self.core.ports.clock.now());
     }
 
     /// Volumes with per-volume series now.
@@ -225,6 +258,8 @@ pub(super) struct Ports {
     pub repo: Arc<dyn Repository>,
     pub options: SchedulerOptions,
     pub clock: Arc<dyn Clock>,
+    /// Samples filesystems after scans, when given.
+    pub probe: Option<Arc<dyn FilesystemProbe>>,
 }
 
 /// The tasks of a started scheduler, and how to stop them.
@@ -305,6 +340,7 @@ impl Core {
                 );
             }
             ledger.load(repo)?;
+            insight::load(&ports, &ledger)?;
             queue.set_depth(repo.count_runs(&RunFilter::with_status(ScanStatus::Queued))?);
             Ok(())
         })
@@ -336,6 +372,13 @@ impl Core {
             stop.clone(),
             watch_stop.clone(),
         )));
+        if self.ports.probe.is_some() {
+            handles.push(tokio::spawn(housekeeping::sample_filesystems(
+                Arc::clone(&self.ports),
+                Arc::clone(&self.ledger),
+                stop.clone(),
+            )));
+        }
         if self.ports.options.retention.is_some() {
             handles.push(tokio::spawn(housekeeping::retention(
                 Arc::clone(&self.ports),
@@ -349,6 +392,7 @@ impl Core {
         tasks.handles = handles;
         self.schedule.set(&self.ports, self.ports.options.first_run_delay);
         metrics::active(self.running.len(), self.ports.options.concurrency);
+        metrics::scheduler_running(true);
     }
 
     /// The first half of a stop, without waiting: tells every task to stop,
@@ -366,6 +410,7 @@ impl Core {
             (tasks.stop.take(), tasks.watch_stop.take(), std::mem::take(&mut tasks.handles))
         };
         self.running.stop_all(CancelReason::Shutdown);
+        metrics::scheduler_running(false);
         if let Some(stop) = &stop {
             let _ = stop.send(true);
         }

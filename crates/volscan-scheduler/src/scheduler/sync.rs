@@ -1,6 +1,8 @@
 //! Keeping the known volumes in step with the source: the reconcile (new
-//! volumes inserted, seen ones refreshed, missing ones marked removed), the
-//! event follower, and the catch-up after a lost event stream.
+//! volumes inserted, seen ones refreshed, missing ones marked removed, and
+//! which of them containers use), the event follower (container events
+//! refresh the users once per burst), and the catch-up after a lost event
+//! stream.
 //!
 //! It owns no state of its own: it writes volumes through the repository,
 //! removes a gone volume's series from the ledger, and queues `event` scans
@@ -13,6 +15,7 @@ use tokio::sync::mpsc;
 use volscan_domain::{CancelToken, SourceEvent, Trigger, Volume, VolumeName, error_chain};
 
 use super::admission::Admission;
+use super::insight;
 use super::ledger::Ledger;
 use super::{Ports, Stop, blocking, is_stopping};
 use crate::error::SchedulerError;
@@ -48,11 +51,14 @@ impl SourceSync {
                     }
                     for known in repo.volumes(false)? {
                         if !present.contains(&known.name) && repo.mark_volume_removed(&known.name, now)? {
-                            ledger.series().remove(&known.name);
+                            ledger.volume_removed(&known.name);
                             tracing::info!(volume = %known.name, "volume is gone; its history is kept");
                         }
                     }
                     listed = Some(found.into_iter().map(|v| v.name).collect());
+                    if let Err(err) = insight::refresh_users(&ports, &ledger) {
+                        insight::warn("could not look at the containers using volumes", &err);
+                    }
                 }
                 Err(err) => {
                     tracing::warn!(error = %error_chain(&err), "the volume source did not answer; using the volumes already known");
@@ -225,8 +231,9 @@ async fn catch_up(admission: &Admission, known: &mut HashSet<VolumeName>) -> boo
     }
 }
 
-/// Handles a burst of events in order. The `create` events of volumes not
-/// known yet share one listing of the source.
+/// Handles a burst of events in order, then looks at the containers once.
+/// The `create` events of volumes not known yet share one listing of the
+/// source.
 async fn on_events(admission: &Admission, events: Vec<SourceEvent>) {
     let created: Vec<VolumeName> = events
         .iter()
@@ -240,6 +247,12 @@ async fn on_events(admission: &Admission, events: Vec<SourceEvent>) {
     }
     for event in events {
         on_event(admission, event).await;
+    }
+    // Containers came or went, or volumes did: which volumes are unused may
+    // have changed (a new volume is unused until a container mounts it).
+    let (ports, ledger) = (Arc::clone(&admission.ports), Arc::clone(&admission.ledger));
+    if let Ok(Err(err)) = blocking(move || insight::refresh_users(&ports, &ledger)).await {
+        insight::warn("could not look at the containers using volumes", &err);
     }
 }
 
@@ -288,7 +301,7 @@ async fn on_event(admission: &Admission, event: SourceEvent) {
         }
         SourceEvent::VolumeDestroyed(name) => {
             let (repo, now) = (Arc::clone(&admission.ports.repo), admission.ports.clock.now());
-            admission.ledger.series().remove(&name);
+            admission.ledger.volume_removed(&name);
             let removed =
                 blocking(move || repo.mark_volume_removed(&name, now).map(|r| (name, r))).await;
             admission.ledger.touched();
@@ -296,7 +309,7 @@ async fn on_event(admission: &Admission, event: SourceEvent) {
                 tracing::info!(volume = %name, "volume removed; its history is kept");
             }
         }
-        // Volume users are asked of the source when needed; nothing is kept yet.
+        // The users are looked at once per burst, by `on_events`.
         SourceEvent::ContainersChanged => {}
     }
 }

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use volscan_domain::{
-    CancelReason, CancelToken, RepoError, RunOutcome, ScanContext, ScanEngine, ScanError, ScanId,
-    ScanMethod, ScanRun, ScanStatus, SourceError, error_chain,
+    CancelReason, CancelToken, RepoError, RunOutcome, ScanContext, ScanDetails, ScanEngine,
+    ScanError, ScanId, ScanMethod, ScanRun, ScanStatus, SourceError, error_chain,
 };
 
 use super::admission::Queue;
+use super::insight;
 use super::ledger::Ledger;
 use super::{Ports, Stop, blocking, is_stopping};
 use crate::error::SchedulerError;
@@ -71,6 +72,12 @@ impl Failure {
         let retry = !matches!(err, ScanError::NoEngine { .. });
         Failure::new(error_chain(err), retry, metric)
     }
+}
+
+/// What a completed scan saw besides its totals, and where.
+struct Observed {
+    root: PathBuf,
+    details: ScanDetails,
 }
 
 /// What a worker needs to measure a run.
@@ -140,17 +147,24 @@ impl Worker {
 
     /// Measures one claimed run and records how it ended.
     async fn execute(&self, run: ScanRun, token: CancelToken, stop: &Stop) {
-        let outcome = self.attempt(&run, &token).await;
+        let (outcome, observed) = self.attempt(&run, &token).await;
         let scan_id = run.scan_id;
-        self.record(run, outcome, stop).await;
+        self.record(run, outcome, observed, stop).await;
         self.running.unregister(scan_id);
         self.publish_active();
     }
 
     /// Writes an outcome, retrying while the database is unavailable (it may
     /// be restarting) unless the scheduler stops; start-up recovery then
-    /// handles a run left `running`.
-    async fn record(&self, run: ScanRun, outcome: RunOutcome, stop: &Stop) {
+    /// handles a run left `running`. After a completed scan, stores its
+    /// details and refreshes the figures derived from it.
+    async fn record(
+        &self,
+        run: ScanRun,
+        outcome: RunOutcome,
+        observed: Option<Observed>,
+        stop: &Stop,
+    ) {
         let mut delay = None;
         loop {
             let repo = Arc::clone(&self.ports.repo);
@@ -158,6 +172,20 @@ impl Worker {
             match blocking(move || repo.record_outcome(scan_id, written, now)).await {
                 Ok(Ok(stored)) => {
                     settle(&self.ports, &self.queue, &self.ledger, &outcome, &stored);
+                    if let (RunOutcome::Completed { .. }, Some(seen)) = (&outcome, observed) {
+                        let (ports, ledger) = (Arc::clone(&self.ports), Arc::clone(&self.ledger));
+                        let derived = blocking(move || {
+                            insight::after_scan(&ports, &ledger, &stored, &seen.root, &seen.details)
+                        });
+                        if let Ok(Err(err)) = derived.await {
+                            insight::warn(
+                                "failed to store a scan's directories or filesystem",
+                                &err,
+                            );
+                        }
+                        // Readers that cached before the details were stored see them now.
+                        self.ledger.touched();
+                    }
                     return;
                 }
                 Ok(Err(RepoError::Transition { source, .. })) => {
@@ -233,30 +261,41 @@ impl Worker {
     }
 
     /// One attempt at a claimed run: prepare, measure under the timeout while
-    /// writing progress, and turn the result into an outcome.
-    async fn attempt(&self, run: &ScanRun, token: &CancelToken) -> RunOutcome {
+    /// writing progress, and turn the result into an outcome, with what the
+    /// scan saw besides its totals.
+    async fn attempt(&self, run: &ScanRun, token: &CancelToken) -> (RunOutcome, Option<Observed>) {
+        let none = None;
         let prepared = match self.prepare(run).await {
             Ok(prepared) => prepared,
-            Err(failure) => return self.retry_or_fail(run, failure),
+            Err(failure) => return (self.retry_or_fail(run, failure), none),
         };
         // Canceled while being claimed or prepared: no scan starts at all.
         if let Some(reason) = token.reason() {
-            return canceled_outcome(&self.ports, run, reason);
+            return (canceled_outcome(&self.ports, run, reason), none);
         }
         let method = prepared.engine.method();
         self.write_progress(run.scan_id, 0, Some(method));
 
         let seen = Arc::new(AtomicU64::new(0));
         let mut scan = {
-            let (engine, root, token, seen) = (
+            let (engine, root, token, seen, ports) = (
                 Arc::clone(&prepared.engine),
                 prepared.root.clone(),
                 token.clone(),
                 Arc::clone(&seen),
+                Arc::clone(&self.ports),
             );
             tokio::task::spawn_blocking(move || {
                 let progress = |entries: u64| seen.store(entries, Ordering::Relaxed);
-                engine.scan(&root, &ScanContext { cancel: &token, progress: &progress })
+                let context = ScanContext { cancel: &token, progress: &progress };
+                let (usage, dirs) = engine.scan_with_dirs(&root, &context)?;
+                let filesystem = ports.probe.as_ref().and_then(|probe| {
+                    probe
+                        .probe(&root, ports.clock.now())
+                        .map_err(|err| insight::warn("failed to sample a filesystem", &err))
+                        .ok()
+                });
+                Ok::<_, ScanError>((usage, ScanDetails { dirs, filesystem }))
             })
         };
         let options = &self.ports.options;
@@ -293,15 +332,19 @@ impl Worker {
             }
         };
         let duration = started.elapsed();
-        match result {
-            Ok(Ok(usage)) => RunOutcome::Completed { usage, method, duration },
+        let outcome = match result {
+            Ok(Ok((usage, details))) => {
+                let observed = Observed { root: prepared.root, details };
+                return (RunOutcome::Completed { usage, method, duration }, Some(observed));
+            }
             Ok(Err(ScanError::Canceled(reason))) => canceled_outcome(&self.ports, run, reason),
             Ok(Err(err)) => self.retry_or_fail(run, Failure::from_scan(&err)),
             Err(_) => self.retry_or_fail(
                 run,
                 Failure::new("the scan thread panicked", true, ErrorReason::Panic),
             ),
-        }
+        };
+        (outcome, none)
     }
 
     /// Writes progress without waiting for it: a slow database must not hold

@@ -1,0 +1,391 @@
+//! Growth of every volume (SPEC §8), for `GET /volumes`, `GET /volumes/{name}`
+//! and `GET /summary`: the stored sizes grouped by volume and handed to the
+//! domain's `growth` maths.
+//!
+//! Reading the sizes of every volume is the most expensive query of the API
+//! (a month of stats of every volume), so the result is kept while the
+//! scheduler's data version stays the same, and one request computes it for
+//! all when the version moves: the others wait for it instead of running the
+//! same query at once. When the version moves, only the volumes whose newest
+//! stat changed are read again (a scan changes one volume), unless many did
+//! or the last full read is older than [`FULL_REFRESH`]: retention deletes
+//! old stats without changing a volume's newest one, and a delta measured
+//! against a deleted stat stays at most that long.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use volscan_domain::{Growth, ReadRepository, RepoError, SizePoint, Timestamp, VolumeName, growth};
+
+use crate::routes::block;
+use crate::{ApiError, AppState};
+
+/// How far back from each volume's newest stat its sizes are read: the
+/// longest delta (`delta_30d`) needs that much, the rate only a week.
+pub(crate) const WINDOW: Duration = Duration::from_secs(30 * 86_400);
+
+/// A version change reads every volume's sizes again when the last such
+/// read is older than this.
+pub(crate) const FULL_REFRESH: Duration = Duration::from_secs(3_600);
+
+/// A version change that changed the newest stat of more volumes than this
+/// reads every volume's sizes in one query instead of one query each.
+const MAX_ONE_BY_ONE: usize = 20;
+
+/// Growth by volume; a volume without stats is absent.
+pub(crate) type GrowthMap = HashMap<VolumeName, Growth>;
+
+/// The growth of a volume without stats: every figure null, trend `unknown`.
+pub(crate) fn none() -> Growth {
+    growth(&[])
+}
+
+/// Groups `points` (ordered by volume, as the repository returns them; any
+/// order works) by volume and computes each volume's growth.
+pub(crate) fn by_volume(points: &[SizePoint]) -> GrowthMap {
+    let mut series: HashMap<&VolumeName, Vec<(Timestamp, u64)>> = HashMap::new();
+    for point in points {
+        series.entry(&point.volume).or_default().push((point.ts, point.size_bytes));
+    }
+    series.into_iter().map(|(volume, sizes)| (volume.clone(), growth(&sizes))).collect()
+}
+
+/// Every volume's growth at one data version, and what it was computed from.
+struct Snapshot {
+    version: u64,
+    map: Arc<GrowthMap>,
+    /// Each volume's newest stat (id and time) when the map was computed.
+    newest: HashMap<VolumeName, (i64, Timestamp)>,
+    /// When every volume's sizes were last read.
+    full_at: Instant,
+}
+
+/// The growth of every volume, as of one data version.
+#[derive(Default)]
+pub(crate) struct GrowthCache {
+    current: Mutex<Option<Arc<Snapshot>>>,
+    /// Held by the request computing a new snapshot.
+    computing: futures_util::lock::Mutex<()>,
+}
+
+impl GrowthCache {
+    fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn at(&self, version: u64) -> Option<Arc<GrowthMap>> {
+        self.snapshot().filter(|s| s.version == version).map(|s| Arc::clone(&s.map))
+    }
+}
+
+/// Computes the snapshot at `version` from the repository, reusing
+/// `previous` for the volumes whose newest stat did not change.
+fn refresh(
+    repo: &dyn ReadRepository,
+    previous: Option<&Snapshot>,
+    version: u64,
+) -> Result<Snapshot, RepoError> {
+    // Read first: a stat written after this is read again at the next version.
+    let newest: HashMap<VolumeName, (i64, Timestamp)> =
+        repo.latest_stats()?.into_iter().map(|stat| (stat.volume, (stat.id, stat.ts))).collect();
+    let changed: Option<Vec<&VolumeName>> =
+        previous.filter(|p| p.full_at.elapsed() < FULL_REFRESH).and_then(|previous| {
+            let changed: Vec<&VolumeName> = newest
+                .iter()
+                .filter(|(volume, stat)| previous.newest.get(*volume) != Some(stat))
+                .map(|(volume, _)| volume)
+                .collect();
+            (changed.len() <= MAX_ONE_BY_ONE).then_some(changed)
+        });
+    let (map, full_at) = match (changed, previous) {
+        (Some(changed), Some(previous)) => {
+            let mut map: GrowthMap = previous
+                .map
+                .iter()
+                .filter(|(volume, _)| newest.contains_key(*volume))
+                .map(|(volume, growth)| (volume.clone(), *growth))
+                .collect();
+            for volume in changed {
+                match by_volume(&repo.size_points(Some(volume), WINDOW)?).remove(volume) {
+                    Some(growth) => map.insert(volume.clone(), growth),
+                    None => map.remove(volume),
+                };
+            }
+            (map, previous.full_at)
+        }
+        _ => (by_volume(&repo.size_points(None, WINDOW)?), Instant::now()),
+    };
+    Ok(Snapshot { version, map: Arc::new(map), newest, full_at })
+}
+
+/// The growth of every volume (removed ones too), computed at most once per
+/// data version.
+pub(crate) async fn all(state: &AppState) -> Result<Arc<GrowthMap>, ApiError> {
+    let cache = &state.growth;
+    if let Some(map) = cache.at(state.scheduler.data_version()) {
+        return Ok(map);
+    }
+    let _computing = cache.computing.lock().await;
+    // Read before the queries: a write during them leaves the map tagged older.
+    let version = state.scheduler.data_version();
+    if let Some(map) = cache.at(version) {
+        return Ok(map);
+    }
+    let (repo, previous) = (Arc::clone(&state.repo), cache.snapshot());
+    let snapshot = block(move || refresh(&*repo, previous.as_deref(), version)).await?;
+    let map = Arc::clone(&snapshot.map);
+    *cache.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(snapshot));
+    Ok(map)
+}
+
+/// The growth of one volume: from the shared map when it is current, else
+/// from that volume's sizes alone (one volume's query is cheap).
+pub(crate) async fn of(state: &AppState, volume: &VolumeName) -> Result<Growth, ApiError> {
+    if let Some(map) = state.growth.at(state.scheduler.data_version()) {
+        return Ok(map.get(volume).copied().unwrap_or_else(none));
+    }
+    let repo = Arc::clone(&state.repo);
+    let lookup = volume.clone();
+    block(move || {
+        let points = repo.size_points(Some(&lookup), WINDOW)?;
+        Ok(by_volume(&points).remove(&lookup).unwrap_or_else(none))
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use volscan_domain::Trend;
+
+    use super::*;
+
+    fn point(volume: &str, hours: i64, size_bytes: u64) -> SizePoint {
+        SizePoint {
+            volume: VolumeName::new(volume).unwrap(),
+            ts: Timestamp::UNIX_EPOCH + time::Duration::days(20_000) + time::Duration::hours(hours),
+            size_bytes,
+        }
+    }
+
+    #[test]
+    fn points_are_grouped_by_volume_before_the_maths() {
+        let gib = 1 << 30;
+        let points = vec![
+            point("aa", -48, gib),
+            point("aa", -24, 2 * gib),
+            point("aa", 0, 3 * gib),
+            point("bb", -30, 5 * gib),
+            point("bb", 0, 4 * gib),
+        ];
+        let map = by_volume(&points);
+        assert_eq!(map.len(), 2);
+        let aa = map[&VolumeName::new("aa").unwrap()];
+        assert_eq!((aa.delta_24h, aa.delta_7d), (Some(gib as i64), None));
+        assert_eq!(aa.trend, Trend::Rising);
+        let rate = aa.rate_bytes_per_day.unwrap();
+        assert!((rate - gib as f64).abs() < 1.0, "{rate}");
+        let bb = map[&VolumeName::new("bb").unwrap()];
+        assert_eq!((bb.delta_24h, bb.rate_bytes_per_day), (Some(-(gib as i64)), None));
+        assert_eq!(bb.as_of, Some(points[4].ts));
+        assert!(by_volume(&[]).is_empty());
+        assert_eq!(none().trend, Trend::Unknown);
+    }
+
+    /// Stats in memory; records which volumes `size_points` was asked for.
+    #[derive(Default)]
+    struct Fake {
+        /// (volume, id, hours, size)
+        stats: Mutex<Vec<(VolumeName, i64, i64, u64)>>,
+        asked: Mutex<Vec<Option<VolumeName>>>,
+    }
+
+    impl Fake {
+        fn add(&self, volume: &str, hours: i64, size: u64) {
+            let mut stats = self.stats.lock().unwrap();
+            let id = stats.len() as i64 + 1;
+            stats.push((VolumeName::new(volume).unwrap(), id, hours, size));
+        }
+
+        fn asked(&self) -> Vec<Option<VolumeName>> {
+            std::mem::take(&mut *self.asked.lock().unwrap())
+        }
+    }
+
+    impl ReadRepository for Fake {
+        fn ping(&self) -> Result<(), RepoError> {
+            Ok(())
+        }
+        fn volume(&self, _: &VolumeName) -> Result<Option<volscan_domain::Volume>, RepoError> {
+            unimplemented!()
+        }
+        fn volumes(&self, _: bool) -> Result<Vec<volscan_domain::Volume>, RepoError> {
+            unimplemented!()
+        }
+        fn run(
+            &self,
+            _: volscan_domain::ScanId,
+        ) -> Result<Option<volscan_domain::ScanRun>, RepoError> {
+            unimplemented!()
+        }
+        fn active_run(&self, _: &VolumeName) -> Result<Option<volscan_domain::ScanRun>, RepoError> {
+            unimplemented!()
+        }
+        fn runs(
+            &self,
+            _: &volscan_domain::RunFilter,
+        ) -> Result<Vec<volscan_domain::ScanRun>, RepoError> {
+            unimplemented!()
+        }
+        fn count_runs(&self, _: &volscan_domain::RunFilter) -> Result<u64, RepoError> {
+            unimplemented!()
+        }
+        fn batch_counts(
+            &self,
+            _: volscan_domain::BatchId,
+        ) -> Result<volscan_domain::StatusCounts, RepoError> {
+            unimplemented!()
+        }
+        fn latest_stats(&self) -> Result<Vec<volscan_domain::VolumeStat>, RepoError> {
+            let stats = self.stats.lock().unwrap();
+            let mut newest: HashMap<&VolumeName, &(VolumeName, i64, i64, u64)> = HashMap::new();
+            for stat in stats.iter() {
+                let slot = newest.entry(&stat.0).or_insert(stat);
+                if (stat.2, stat.1) > (slot.2, slot.1) {
+                    *slot = stat;
+                }
+            }
+            Ok(newest
+                .into_values()
+                .map(|(volume, id, hours, size)| {
+                    let ts = point(volume.as_str(), *hours, 0).ts;
+                    volscan_domain::VolumeStat {
+                        id: *id,
+                        volume: volume.clone(),
+                        usage: volscan_domain::Usage {
+                            size_bytes: *size,
+                            apparent_bytes: None,
+                            file_count: None,
+                            dir_count: None,
+                            error_count: 0,
+                        },
+                        method: volscan_domain::ScanMethod::Du,
+                        duration: Duration::ZERO,
+                        scan_id: volscan_domain::ScanId::new(),
+                        ts,
+                        created_at: ts,
+                        updated_at: ts,
+                    }
+                })
+                .collect())
+        }
+        fn latest_stat(
+            &self,
+            _: &VolumeName,
+        ) -> Result<Option<volscan_domain::VolumeStat>, RepoError> {
+            unimplemented!()
+        }
+        fn history(
+            &self,
+            _: &VolumeName,
+            _: Option<Timestamp>,
+            _: Option<Timestamp>,
+            _: u32,
+        ) -> Result<Vec<volscan_domain::VolumeStat>, RepoError> {
+            unimplemented!()
+        }
+        fn size_points(
+            &self,
+            volume: Option<&VolumeName>,
+            _: Duration,
+        ) -> Result<Vec<SizePoint>, RepoError> {
+            self.asked.lock().unwrap().push(volume.cloned());
+            let stats = self.stats.lock().unwrap();
+            Ok(stats
+                .iter()
+                .filter(|stat| volume.is_none_or(|v| *v == stat.0))
+                .map(|(v, _, hours, size)| point(v.as_str(), *hours, *size))
+                .collect())
+        }
+        fn filesystem_samples(
+            &self,
+            _: Option<&str>,
+            _: Timestamp,
+        ) -> Result<Vec<volscan_domain::FilesystemSample>, RepoError> {
+            unimplemented!()
+        }
+        fn dir_scans(
+            &self,
+            _: &VolumeName,
+        ) -> Result<Vec<(volscan_domain::ScanId, Timestamp)>, RepoError> {
+            unimplemented!()
+        }
+        fn dirs(
+            &self,
+            _: volscan_domain::ScanId,
+        ) -> Result<Vec<volscan_domain::DirUsage>, RepoError> {
+            unimplemented!()
+        }
+    }
+
+    fn name(text: &str) -> VolumeName {
+        VolumeName::new(text).unwrap()
+    }
+
+    #[test]
+    fn a_version_change_reads_again_only_the_volumes_whose_newest_stat_changed() {
+        let repo = Fake::default();
+        for volume in ["aa", "bb", "cc"] {
+            repo.add(volume, -24, 100);
+            repo.add(volume, 0, 200);
+        }
+        let first = refresh(&repo, None, 1).unwrap();
+        assert_eq!(repo.asked(), [None], "the first computation reads every volume");
+        assert_eq!(first.map.len(), 3);
+
+        repo.add("bb", 1, 500);
+        let second = refresh(&repo, Some(&first), 2).unwrap();
+        assert_eq!(repo.asked(), [Some(name("bb"))]);
+        assert_eq!(second.map[&name("bb")].delta_24h, Some(400));
+        assert_eq!(second.map[&name("aa")], first.map[&name("aa")]);
+        assert_eq!((second.version, second.full_at), (2, first.full_at));
+        // The same as reading everything again.
+        assert_eq!(*second.map, by_volume(&repo.size_points(None, WINDOW).unwrap()));
+        repo.asked();
+
+        let third = refresh(&repo, Some(&second), 3).unwrap();
+        assert_eq!(repo.asked(), [], "nothing changed");
+        assert_eq!(third.map, second.map);
+
+        // All of a volume's stats deleted: it has no growth any more.
+        repo.stats.lock().unwrap().retain(|stat| stat.0 != name("cc"));
+        let fourth = refresh(&repo, Some(&third), 4).unwrap();
+        assert_eq!(repo.asked(), []);
+        assert!(!fourth.map.contains_key(&name("cc")));
+    }
+
+    #[test]
+    fn many_changes_or_an_old_full_read_read_every_volume_again() {
+        let repo = Fake::default();
+        repo.add("aa", 0, 1);
+        let first = refresh(&repo, None, 1).unwrap();
+        for i in 0..=MAX_ONE_BY_ONE {
+            repo.add(&format!("v{i}"), 0, 1);
+        }
+        repo.asked();
+        let second = refresh(&repo, Some(&first), 2).unwrap();
+        assert_eq!(repo.asked(), [None]);
+        assert_eq!(second.map.len(), MAX_ONE_BY_ONE + 2);
+
+        repo.add("aa", 1, 2);
+        let old = Snapshot {
+            version: 2,
+            map: Arc::clone(&second.map),
+            newest: second.newest.clone(),
+            full_at: Instant::now().checked_sub(FULL_REFRESH).unwrap(),
+        };
+        let third = refresh(&repo, Some(&old), 3).unwrap();
+        assert_eq!(repo.asked(), [None], "retention may have deleted old stats meanwhile");
+        assert!(third.full_at > old.full_at);
+    }
+}

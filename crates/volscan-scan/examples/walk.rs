@@ -1,0 +1,53 @@
+//! `walk [--dirs] [--threads N] ROOT`: one native walk of `ROOT`, as a plain
+//! `scan` or, with `--dirs`, as `scan_with_dirs`, printing
+//! `{"size_bytes":N,"dirs":K}`. `cargo xtask bench-scan` runs it both ways on
+//! the same tree to price the directory breakdown (its time and peak RSS)
+//! without the rest of the server in the process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use volscan_domain::{CancelToken, ScanContext, ScanEngine};
+use volscan_scan::NativeEngine;
+
+const USAGE: &str = "usage: walk [--dirs] [--threads N] ROOT";
+
+fn main() -> ExitCode {
+    let mut dirs = false;
+    let mut threads = volscan_scan::NativeEngine::default().threads();
+    let mut root = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--dirs" => dirs = true,
+            "--threads" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) => threads = n,
+                None => return fail("--threads takes a number"),
+            },
+            _ if root.is_none() => root = Some(PathBuf::from(arg)),
+            other => return fail(&format!("unexpected argument {other:?}")),
+        }
+    }
+    let Some(root) = root else { return fail("no ROOT") };
+    let engine = NativeEngine::with_threads(threads);
+    let cancel = CancelToken::new();
+    let context = ScanContext { cancel: &cancel, progress: &|_| {} };
+    let result = if dirs {
+        engine.scan_with_dirs(&root, &context).map(|(usage, dirs)| (usage, dirs.map(|d| d.len())))
+    } else {
+        engine.scan(&root, &context).map(|usage| (usage, None))
+    };
+    match result {
+        Ok((usage, dirs)) => {
+            let dirs = dirs.map_or_else(|| "null".to_owned(), |n| n.to_string());
+            println!("{{\"size_bytes\":{},\"dirs\":{dirs}}}", usage.size_bytes);
+            ExitCode::SUCCESS
+        }
+        Err(err) => fail(&volscan_domain::error_chain(&err)),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("walk: {message}\n{USAGE}");
+    ExitCode::FAILURE
+}
