@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every volscan test on a fresh Debian machine, as root:
-# it installs what the tests need (PostgreSQL, diskus, promtool, busybox, schemathesis, cargo-deny), starts a throwaway
+# it installs what the tests need (PostgreSQL, diskus, promtool, busybox, docker-compose, systemd-analyze,
+# strip, schemathesis, cargo-deny), starts a throwaway
 # PostgreSQL cluster, runs `cargo xtask ci` against it, and stops the cluster.
 set -euo pipefail
 
@@ -35,6 +36,20 @@ fi
 if ! [ -x /bin/busybox ]; then
   log "installing busybox-static"
   apt_install busybox-static
+fi
+
+# --- the deployment checks: docker-compose config, systemd-analyze verify; strip for the image ---
+if ! command -v docker-compose >/dev/null 2>&1; then
+  log "installing docker-compose"
+  apt_install docker-compose
+fi
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  log "installing systemd (for systemd-analyze)"
+  apt_install systemd
+fi
+if ! command -v strip >/dev/null 2>&1; then
+  log "installing binutils (for strip)"
+  apt_install binutils
 fi
 
 PG_BIN="$(pg_bin)"

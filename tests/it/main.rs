@@ -18,6 +18,7 @@ mod guarantees;
 mod health;
 mod hostile;
 mod hung_tool;
+mod image;
 mod insights;
 mod outage;
 mod scheduler;

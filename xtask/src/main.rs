@@ -1,6 +1,7 @@
 //! `cargo xtask`: volscan's project automation, in Rust so it runs wherever cargo does.
 //!
-//! `ci` runs exactly what CI runs; `migrate` applies the embedded migrations.
+//! `ci` runs exactly what CI runs; `migrate` applies the embedded migrations;
+//! `image` builds the container image (`image.rs`).
 //! The tidy tests (`tidy.rs`) run as part of `cargo test`.
 
 use std::path::{Path, PathBuf};
@@ -10,6 +11,8 @@ use anyhow::{Context, bail};
 
 mod bench;
 mod bench_http;
+mod image;
+mod rootfs;
 mod tidy;
 
 const USAGE: &str = "\
@@ -24,6 +27,8 @@ commands:
   bench-http [--database-url URL] load on the HTTP API with wrk (1,000 volumes, 1M stats rows)
   migrate [--database-url URL]    apply the embedded migrations (default: DATABASE_URL
                                   from the environment or VOLSCAN_CONFIG, else sqlite://volscan.db)
+  image [--tag NAME:TAG]          build the container image (default volscan:<version>) from
+                                  the release binary, FROM scratch, with no registry access
 ";
 
 fn main() -> ExitCode {
@@ -31,6 +36,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("migrate") => migrate(&args[1..]),
+        Some("image") => image::image(&args[1..]),
         Some("bench-scan") => bench::bench_scan(&args[1..]),
         Some("bench-http") => bench_http::bench_http(&args[1..]),
         Some("bench-scheduler") => {
@@ -93,6 +99,12 @@ fn ci() -> anyhow::Result<()> {
     let mut clippy = cargo();
     clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
     run("cargo clippy", clippy)?;
+
+    // The container image test (tests/it/image.rs) packs the release binary
+    // with `cargo xtask image`; built here, its build shows and is not timed as a test.
+    let mut release = cargo();
+    release.args(["build", "--release", "-p", "volscan-server"]);
+    run("cargo build --release (for the image test)", release)?;
 
     let mut test = cargo();
     test.args(["test", "--workspace"]);

@@ -12,6 +12,8 @@ use volscan_domain::{EngineChain, Repository, ScanMethod, VolumeSource};
 use volscan_repo::DieselRepository;
 use volscan_scheduler::{RetentionOptions, SchedulerBuilder, SchedulerOptions};
 
+mod capabilities;
+mod healthcheck;
 mod scan_command;
 
 /// Measures how much disk every Docker volume uses, keeps the history in SQLite
@@ -36,6 +38,10 @@ enum Command {
     Migrate,
     /// Validate the configuration and print the effective values, secrets masked.
     CheckConfig,
+    /// Ask the server at VOLSCAN_BIND (0.0.0.0 is asked on 127.0.0.1) for its
+    /// health: exit 0 when it is healthy or degraded, 1 when it is unhealthy or
+    /// does not answer within 3 s. The container image's HEALTHCHECK.
+    Healthcheck,
     /// Measure one directory once and print its usage (size, apparent size,
     /// files, directories, unreadable entries).
     Scan {
@@ -79,8 +85,11 @@ impl From<MethodArg> for ScanMethod {
 const POOL_SIZE: u32 = 16;
 
 fn main() -> std::process::ExitCode {
+    // First, while this is the only thread: threads inherit the capabilities
+    // of the thread that creates them.
+    let raised = capabilities::make_permitted_effective();
     let cli = Cli::parse();
-    match run(cli.command.unwrap_or(Command::Serve)) {
+    match run(cli.command.unwrap_or(Command::Serve), raised) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -89,7 +98,10 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<()> {
+/// What `capabilities::make_permitted_effective` did, for the log.
+type Raised = std::io::Result<rustix::thread::CapabilitySet>;
+
+fn run(command: Command, raised: Raised) -> anyhow::Result<()> {
     let config = Config::load().context("invalid configuration")?;
     match command {
         Command::CheckConfig => {
@@ -101,7 +113,11 @@ fn run(command: Command) -> anyhow::Result<()> {
             report_migrations(&repo, &repo.migrate().context("failed to migrate the database")?);
             Ok(())
         }
-        Command::Serve => serve(config),
+        Command::Healthcheck => {
+            println!("{}", healthcheck::check(config.http.bind, healthcheck::BUDGET)?);
+            Ok(())
+        }
+        Command::Serve => serve(config, raised),
         Command::Scan { path, method, json, threads } => {
             let chain = match (method.map(ScanMethod::from), threads) {
                 (Some(ScanMethod::Native), Some(threads)) => EngineChain::new(vec![Arc::new(
@@ -151,7 +167,7 @@ fn report_migrations(repo: &DieselRepository, applied: &[String]) {
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+fn serve(config: Config, raised: Raised) -> anyhow::Result<()> {
     // Colours only on a terminal: a log file or journal gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     tracing_subscriber::fmt()
@@ -164,20 +180,32 @@ fn serve(config: Config) -> anyhow::Result<()> {
         )
         .with_ansi(ansi)
         .init();
+    match raised {
+        Ok(added) if !added.is_empty() => {
+            tracing::info!(capabilities = ?added, "permitted capabilities made effective");
+        }
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "failed to make permitted capabilities effective"),
+    }
     let repo = open_database(&config)?;
     let applied = repo.migrate().context("failed to migrate the database")?;
     tracing::info!(backend = repo.backend_name(), applied = applied.len(), "database ready");
     let repo: Arc<dyn Repository> = Arc::new(repo);
 
     let exporter = install_metrics()?;
-    let source = volscan_docker::DockerSource::new(docker_options(&config))
-        .context("invalid Docker source settings")?;
+    let docker = Arc::new(
+        volscan_docker::DockerSource::new(docker_options(&config))
+            .context("invalid Docker source settings")?,
+    );
     let periodic = match config.scan.enabled {
         ScanEnabled::Always => true,
         ScanEnabled::Never => false,
-        ScanEnabled::Auto => match source.ping() {
+        ScanEnabled::Auto => match docker.ping() {
             Ok(version) => {
                 tracing::info!(%version, host = %config.docker.host, "Docker answers; periodic scans on");
+                if let Some(problem) = docker.volumes_dir_problem() {
+                    tracing::warn!(%problem, "volumes cannot be scanned");
+                }
                 true
             }
             Err(err) => {
@@ -186,7 +214,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
             }
         },
     };
-    let source: Arc<dyn VolumeSource> = Arc::new(source);
+    let source: Arc<dyn VolumeSource> = docker.clone();
+    let host_check: volscan_http::HostCheck = Arc::new(move || docker.volumes_dir_problem());
     let engines = engine_chain(&config);
     let options = scheduler_options(&config, periodic);
     let probe = Arc::new(volscan_scan::StatvfsProbe::new(config.scan.host_prefix.clone()));
@@ -205,7 +234,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
                 .start()
                 .await
                 .context("failed to start the scheduler")?;
-        let parts = Parts { repo, source, scheduler: scheduler.clone(), exporter };
+        let parts = Parts { repo, source, host_check, scheduler: scheduler.clone(), exporter };
         let served = serve_until_signal(listener, &config, parts, &mut signals).await;
         // Every way out of serving passes here.
         scheduler.stop().await;
@@ -223,6 +252,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
 struct Parts {
     repo: Arc<dyn Repository>,
     source: Arc<dyn VolumeSource>,
+    host_check: volscan_http::HostCheck,
     scheduler: volscan_scheduler::SchedulerHandle,
     exporter: metrics_exporter_prometheus::PrometheusHandle,
 }
@@ -235,7 +265,7 @@ async fn serve_until_signal(
     parts: Parts,
     signals: &mut ShutdownSignals,
 ) -> anyhow::Result<()> {
-    let Parts { repo, source, scheduler, exporter } = parts;
+    let Parts { repo, source, host_check, scheduler, exporter } = parts;
     let auth_token = config.http.auth_token.as_ref().map(|token| token.expose().to_owned());
     let volumes = scheduler.clone();
     let metrics: volscan_http::MetricsRenderer = Arc::new(move || {
@@ -251,7 +281,8 @@ async fn serve_until_signal(
         auth_token,
         config.http.rate_limit_rpm.get(),
         Some(metrics),
-    );
+    )
+    .with_host_check(host_check);
     let bind = config.http.bind;
     let server = volscan_http::server(listener, state)
         .with_context(|| format!("failed to serve on {bind}"))?;

@@ -10,12 +10,16 @@
 //! It does not measure anything, keep state between calls, or decide what to
 //! scan when; it only tells the scheduler what exists, where its data lives on
 //! this machine (`SCAN_HOST_PREFIX` applied), and what changed.
+//! For a volscan in a container, `DockerSource::volumes_dir_problem` says
+//! whether Docker's volumes directory is visible and readable below the host
+//! prefix, and if not, which mount or capability is missing (`volumes_dir.rs`).
 
 mod binds;
 mod events;
 mod host;
 mod paths;
 mod source;
+mod volumes_dir;
 
 #[cfg(test)]
 mod tests;

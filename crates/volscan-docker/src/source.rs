@@ -31,8 +31,9 @@ use crate::{DockerError, DockerSourceOptions, events};
 /// engines still serve it; the `docker-api` default (1.42) is refused by 20.10.
 const API_VERSION: (usize, usize) = (1, 41);
 
-/// The longest a ping may take before the daemon counts as unavailable.
-const PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a ping (or the `/info` the data root comes from) may take
+/// before the daemon counts as unavailable.
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The longest a listing may take before the daemon counts as unavailable.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,13 +52,15 @@ const ACTIVE_STATES: [&str; 3] = ["running", "paused", "restarting"];
 pub struct DockerSource {
     /// Always `Some` until `drop` takes it to shut it down without blocking.
     runtime: Option<Runtime>,
-    docker: Docker,
+    pub(crate) docker: Docker,
     /// The endpoint as `check_host` normalised it (read by its tests).
     pub(crate) host: String,
-    prefix: Option<PathBuf>,
+    pub(crate) prefix: Option<PathBuf>,
     skip_pattern: Option<Regex>,
     bind_mounts_enabled: bool,
     binds: BindPolicy,
+    /// Docker's data root, once `/info` has given it (see `volumes_dir.rs`).
+    pub(crate) data_root: std::sync::OnceLock<PathBuf>,
 }
 
 impl DockerSource {
@@ -97,18 +100,19 @@ impl DockerSource {
             skip_pattern,
             bind_mounts_enabled,
             binds,
+            data_root: std::sync::OnceLock::new(),
         })
     }
 
     /// Runs `future` on the private runtime and waits for it.
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
+    pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
         // Only `drop` takes the runtime, and nothing runs after it.
         let runtime = self.runtime.as_ref().expect("the runtime lives until the source is dropped");
         runtime.block_on(future)
     }
 
     /// Awaits one Docker request, bounded by `timeout`, translating its error.
-    async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         what: &'static str,
         timeout: Duration,
@@ -452,10 +456,10 @@ impl std::fmt::Debug for DockerSource {
 /// A failed request to Docker, naming what was asked and where.
 #[derive(Debug, thiserror::Error)]
 #[error("failed to {what} at {host}")]
-struct CallError {
-    what: &'static str,
-    host: String,
-    source: BoxError,
+pub(crate) struct CallError {
+    pub(crate) what: &'static str,
+    pub(crate) host: String,
+    pub(crate) source: BoxError,
 }
 
 /// A container's name without Docker's leading `/`, or its short id.

@@ -1,4 +1,5 @@
-//! Unit tests: bind naming, the allowlist, host prefixes and event mapping.
+//! Unit tests: bind naming, the allowlist, host prefixes, event mapping and
+//! the volumes directory check.
 //! The tests against a real Docker Engine are in `tests/docker.rs`.
 
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use volscan_testing::TempDir;
 use crate::DockerError;
 use crate::events::map_event;
 use crate::paths::{BindPolicy, bind_name, is_refused, normalise_prefix, with_prefix};
+use crate::volumes_dir;
 
 #[track_caller]
 fn check_name(path: &str, expected: &str) {
@@ -189,4 +191,34 @@ fn docker_events_map_to_source_events() {
     );
     assert_eq!(map_event("container", "start", "abc", skip), None);
     assert_eq!(map_event("network", "create", "abc", skip), None);
+}
+
+#[test]
+fn the_volumes_dir_check_names_the_path_and_the_mount_that_fixes_it() {
+    let dir = TempDir::new("docker-volumes-dir");
+    let prefix = dir.path().join("host");
+    let local = format!("{}/var/lib/docker/volumes", prefix.display());
+    let missing = volumes_dir::problem(&prefix, Path::new("/var/lib/docker"));
+    assert_eq!(
+        missing.as_deref(),
+        Some(
+            format!(
+                "{local} is missing: mount the host's /var/lib/docker/volumes at {local} \
+                 (read-only), or set SCAN_HOST_PREFIX to where the host's directories are mounted"
+            )
+            .as_str()
+        )
+    );
+
+    std::fs::create_dir_all(prefix.join("var/lib/docker")).unwrap();
+    std::fs::write(&local, b"not a directory").unwrap();
+    let file = volumes_dir::problem(&prefix, Path::new("/var/lib/docker")).unwrap();
+    assert!(file.starts_with(&format!("{local} is not a directory: mount the host's")), "{file}");
+
+    std::fs::remove_file(&local).unwrap();
+    std::fs::create_dir(&local).unwrap();
+    assert_eq!(volumes_dir::problem(&prefix, Path::new("/var/lib/docker")), None);
+    // Another data root is looked for below the same prefix.
+    let other = volumes_dir::problem(&prefix, Path::new("/srv/docker")).unwrap();
+    assert!(other.contains("mount the host's /srv/docker/volumes at"), "{other}");
 }

@@ -162,6 +162,43 @@ fn scan_root_under_a_missing_host_prefix_is_unreachable_with_a_reason() {
 }
 
 #[test]
+fn the_data_root_comes_from_info_and_its_volumes_dir_is_checked_below_the_prefix() {
+    let output = std::process::Command::new("docker")
+        .args(["info", "--format", "{{.DockerRootDir}}"])
+        .output()
+        .expect("the docker CLI runs");
+    let expected = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    assert_eq!(local().data_root().unwrap(), expected);
+    // Without a prefix there is nothing to check.
+    assert_eq!(local().volumes_dir_problem(), None);
+
+    let prefix = PathBuf::from(format!("/tmp/{}", unique_name()));
+    let prefixed = source(DockerSourceOptions {
+        host_prefix: Some(prefix.clone()),
+        ..DockerSourceOptions::default()
+    });
+    let local_dir = format!("{}{}/volumes", prefix.display(), expected.display());
+    let problem = prefixed.volumes_dir_problem().unwrap();
+    assert!(
+        problem.starts_with(&format!(
+            "{local_dir} is missing: mount the host's {}/volumes at {local_dir} (read-only)",
+            expected.display()
+        )),
+        "{problem}"
+    );
+    // The host's own directory seen below a prefix (through a symlink here), readable by root.
+    let dir = TempDir::new("docker-prefix");
+    let seen = PathBuf::from(format!("{}{}/volumes", dir.path().display(), expected.display()));
+    std::fs::create_dir_all(seen.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(expected.join("volumes"), &seen).unwrap();
+    let mirrored = source(DockerSourceOptions {
+        host_prefix: Some(dir.path().to_path_buf()),
+        ..DockerSourceOptions::default()
+    });
+    assert_eq!(mirrored.volumes_dir_problem(), None);
+}
+
+#[test]
 fn scan_root_refuses_what_it_cannot_measure() {
     let source = local();
     let dir = TempDir::new("not-a-volume");

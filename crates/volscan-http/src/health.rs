@@ -1,7 +1,9 @@
 //! `GET /api/v1/health`: the service's overall health from its components.
 //!
 //! The database and the volume source are probed for real on each request
-//! (each with a short timeout); the scheduler reports its own evaluation.
+//! (each with a short timeout), and when the source answers, the host check
+//! the binary gave (`AppState::with_host_check`) runs too; the scheduler
+//! reports its own evaluation.
 //! Only a failed database makes the service unhealthy (503): without Docker
 //! or with a degraded scheduler it still serves stored data.
 
@@ -66,8 +68,11 @@ impl Components {
     }
 }
 
-/// How long a probe of the database or the volume source may take.
-const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long a probe of the database or the volume source may take: short
+/// enough that an answer comes within the 3 s `volscan-server healthcheck`
+/// (a container's `HEALTHCHECK`) waits, so a hung Docker reads as degraded
+/// there, not as no answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn component(status: HealthStatus, message: Option<String>) -> ComponentHealth {
     ComponentHealth { status, message }
@@ -77,7 +82,10 @@ pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
     let repo = state.repo.clone();
     let ping = tokio_timeout(web::block(move || repo.ping()));
     let source = state.source.clone();
-    let source = tokio_timeout(web::block(move || source.ping()));
+    let host_check = state.host_check.clone();
+    let source = tokio_timeout(web::block(move || {
+        source.ping().map(|_version| host_check.and_then(|check| check()))
+    }));
     let (database, docker) = futures_util::future::join(ping, source).await;
     let database = match database {
         Some(Ok(Ok(()))) => component(HealthStatus::Healthy, None),
@@ -91,7 +99,8 @@ pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
         ),
     };
     let docker = match docker {
-        Some(Ok(Ok(_version))) => component(HealthStatus::Healthy, None),
+        Some(Ok(Ok(None))) => component(HealthStatus::Healthy, None),
+        Some(Ok(Ok(Some(problem)))) => component(HealthStatus::Degraded, Some(problem)),
         Some(Ok(Err(err))) => component(HealthStatus::Degraded, Some(err.to_string())),
         Some(Err(_)) => component(
             HealthStatus::Degraded,

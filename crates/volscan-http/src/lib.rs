@@ -37,6 +37,13 @@ type UsersCache = Arc<Mutex<Option<(Instant, Option<Arc<Vec<VolumeUsers>>>)>>>;
 /// Renders the Prometheus exposition of the process's metrics.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// Checks what the volume source needs on this machine beyond answering (for
+/// a containerised volscan: Docker's volumes directory below the host
+/// prefix); returns what is wrong in words a user can act on, `None` when
+/// nothing is. Blocking; `GET /api/v1/health` runs it after a successful
+/// ping and reports its answer as the `docker` component's message.
+pub type HostCheck = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -52,6 +59,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// The Prometheus exposition, when a recorder is installed.
     pub metrics: Option<MetricsRenderer>,
+    /// What health checks beyond the source's ping (see `with_host_check`).
+    host_check: Option<HostCheck>,
     /// Container users of volumes, cached briefly (see `volumes::users`).
     users: UsersCache,
     /// Rendered volume lists (see `volumes::list_volumes`).
@@ -79,11 +88,20 @@ impl AppState {
             auth_token,
             limiter: Arc::new(RateLimiter::new(rate_limit_rpm)),
             metrics,
+            host_check: None,
             users: Arc::default(),
             volumes: Arc::default(),
             growth: Arc::default(),
             insights: Arc::default(),
         }
+    }
+
+    /// Has `GET /api/v1/health` run `check` whenever the volume source
+    /// answers, and report its problem as the `docker` component's.
+    #[must_use]
+    pub fn with_host_check(mut self, check: HostCheck) -> Self {
+        self.host_check = Some(check);
+        self
     }
 }
 

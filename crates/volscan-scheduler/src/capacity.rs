@@ -75,9 +75,13 @@ impl CapacitySeries {
         lock(&self.filesystems).retain(|id, _| present.contains(id));
     }
 
-    /// Records the unused volumes with their latest sizes.
-    pub fn set_unused(&self, unused: BTreeMap<VolumeName, u64>) {
-        *lock(&self.unused) = Some(unused);
+    /// Records the unused volumes with their latest sizes; returns whether
+    /// which volumes are unused changed (or was not known before).
+    pub fn set_unused(&self, unused: BTreeMap<VolumeName, u64>) -> bool {
+        let mut current = lock(&self.unused);
+        let changed = current.as_ref().is_none_or(|known| !known.keys().eq(unused.keys()));
+        *current = Some(unused);
+        changed
     }
 
     /// A volume was measured: its size counts if it is unused.
@@ -184,7 +188,8 @@ mod tests {
         ));
         assert!(!text.contains("volscan_volumes_unused"), "{text}");
         let (x, y) = (VolumeName::new("xx").unwrap(), VolumeName::new("yy").unwrap());
-        series.set_unused(BTreeMap::from([(x.clone(), 4096), (y.clone(), 0)]));
+        assert!(series.set_unused(BTreeMap::from([(x.clone(), 4096), (y.clone(), 0)])));
+        assert!(!series.set_unused(BTreeMap::from([(x.clone(), 4096), (y.clone(), 0)])));
         series.scanned(&y, 4096);
         series.scanned(&VolumeName::new("used").unwrap(), 1 << 40);
         series.retain_filesystems(&["b".to_owned()].into_iter().collect());

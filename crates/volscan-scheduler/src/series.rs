@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
-use volscan_domain::{Timestamp, Usage, VolumeName};
+use volscan_domain::{RATE_WINDOW, Timestamp, Usage, VolumeName, growth};
 
 use crate::metrics::{
     VOLUME_APPARENT, VOLUME_FILES, VOLUME_GROWTH, VOLUME_LAST_SCAN, VOLUME_PARTIAL, VOLUME_SIZE,
@@ -24,8 +24,22 @@ use crate::running::lock;
 struct Sample {
     usage: Usage,
     scanned_at: Timestamp,
+    /// The sizes of the rate's window (`RATE_WINDOW` before the newest),
+    /// oldest first, so a new scan updates the rate without a query.
+    sizes: Vec<(Timestamp, u64)>,
     /// Bytes a day over 7 days, when known.
     growth: Option<f64>,
+}
+
+impl Sample {
+    /// Adds a size and recomputes the rate over the window.
+    fn push_size(&mut self, at: Timestamp, size: u64) {
+        self.sizes.push((at, size));
+        self.sizes.sort_by_key(|(ts, _)| *ts);
+        let newest = self.sizes.last().map_or(at, |(ts, _)| *ts);
+        self.sizes.retain(|(ts, _)| *ts >= newest - RATE_WINDOW);
+        self.growth = growth(&self.sizes).rate_bytes_per_day;
+    }
 }
 
 /// The latest completed scan of every volume that is still present.
@@ -38,15 +52,26 @@ impl VolumeSeries {
     /// Records a volume's latest completed scan.
     pub fn set(&self, volume: &VolumeName, usage: &Usage, scanned_at: Timestamp) {
         let mut samples = lock(&self.samples);
-        let growth = samples.get(volume).and_then(|s| s.growth);
-        samples.insert(volume.clone(), Sample { usage: *usage, scanned_at, growth });
+        let sample = samples.entry(volume.clone()).or_insert_with(|| Sample {
+            usage: *usage,
+            scanned_at,
+            sizes: Vec::new(),
+            growth: None,
+        });
+        sample.usage = *usage;
+        sample.scanned_at = scanned_at;
+        sample.push_size(scanned_at, usage.size_bytes);
     }
 
-    /// Records a volume's growth rate (bytes a day), or that it is unknown;
-    /// ignored for a volume without a series.
-    pub fn set_growth(&self, volume: &VolumeName, rate: Option<f64>) {
+    /// Replaces a volume's sizes in the rate's window (loaded from the
+    /// database) and recomputes its rate; ignored for a volume without a
+    /// series.
+    pub fn set_sizes(&self, volume: &VolumeName, sizes: Vec<(Timestamp, u64)>) {
         if let Some(sample) = lock(&self.samples).get_mut(volume) {
-            sample.growth = rate;
+            sample.sizes.clear();
+            for (at, size) in sizes {
+                sample.push_size(at, size);
+            }
         }
     }
 
@@ -64,7 +89,15 @@ impl VolumeSeries {
     pub fn replace_all(&self, samples: impl IntoIterator<Item = (VolumeName, Usage, Timestamp)>) {
         let fresh: BTreeMap<VolumeName, Sample> = samples
             .into_iter()
-            .map(|(name, usage, scanned_at)| (name, Sample { usage, scanned_at, growth: None }))
+            .map(|(name, usage, scanned_at)| {
+                let sample = Sample {
+                    usage,
+                    scanned_at,
+                    sizes: vec![(scanned_at, usage.size_bytes)],
+                    growth: None,
+                };
+                (name, sample)
+            })
             .collect();
         *lock(&self.samples) = fresh;
     }

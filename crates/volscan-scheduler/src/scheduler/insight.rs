@@ -9,7 +9,7 @@ use std::path::Path;
 
 use volscan_domain::{
     FORECAST_WINDOW, FilesystemSample, RATE_WINDOW, RepoError, ScanDetails, ScanRun, Timestamp,
-    VolumeName, error_chain, forecast, growth,
+    VolumeName, error_chain, forecast,
 };
 
 use super::Ports;
@@ -17,7 +17,8 @@ use super::ledger::Ledger;
 use crate::error::SchedulerError;
 
 /// After a completed scan of `root`: stores what it saw besides its totals,
-/// and refreshes the volume's growth rate and its filesystem's figures.
+/// and refreshes its filesystem's figures (the volume's growth rate follows
+/// in its series, without a query).
 pub(super) fn after_scan(
     ports: &Ports,
     ledger: &Ledger,
@@ -26,8 +27,9 @@ pub(super) fn after_scan(
     details: &ScanDetails,
 ) -> Result<(), RepoError> {
     let ts = run.completed_at.unwrap_or_else(|| ports.clock.now());
-    ports.repo.record_details(run.scan_id, &run.volume, ts, details)?;
-    refresh_growth(ports, ledger, Some(&run.volume))?;
+    if details.dirs.is_some() || details.filesystem.is_some() {
+        ports.repo.record_details(run.scan_id, &run.volume, ts, details)?;
+    }
     if let Some(sample) = &details.filesystem {
         publish_filesystem(ports, ledger, sample, Some(root))?;
     }
@@ -74,12 +76,15 @@ fn publish_filesystem(
 }
 
 /// Looks at the containers: which volumes they reference now is recorded,
-/// and the unused figures follow.
+/// and the unused figures follow. Readers' caches are invalidated only when
+/// which volumes are unused changed (a busy host sends container events all
+/// the time; `last_used_at` may lag by a cache's few seconds).
 pub(super) fn refresh_users(ports: &Ports, ledger: &Ledger) -> Result<(), SchedulerError> {
     let users = ports.source.users()?;
     ports.repo.record_users(&users, ports.clock.now())?;
-    refresh_unused(ports, ledger)?;
-    ledger.touched();
+    if refresh_unused(ports, ledger)? {
+        ledger.touched();
+    }
     Ok(())
 }
 
@@ -87,7 +92,7 @@ pub(super) fn refresh_users(ports: &Ports, ledger: &Ledger) -> Result<(), Schedu
 /// filesystem's figures from its history, and the unused volumes once known.
 pub(super) fn load(ports: &Ports, ledger: &Ledger) -> Result<(), RepoError> {
     let now = ports.clock.now();
-    refresh_growth(ports, ledger, None)?;
+    load_growth(ports, ledger)?;
     let volumes = ports.repo.volumes(false)?;
     let present: HashSet<String> = volumes.iter().filter_map(|v| v.filesystem_id.clone()).collect();
     let mut by_filesystem: BTreeMap<String, Vec<FilesystemSample>> = BTreeMap::new();
@@ -106,26 +111,23 @@ pub(super) fn load(ports: &Ports, ledger: &Ledger) -> Result<(), RepoError> {
     Ok(())
 }
 
-/// Recomputes the growth rate of one volume, or of every volume, from the
-/// stats of the rate's window.
-fn refresh_growth(
-    ports: &Ports,
-    ledger: &Ledger,
-    volume: Option<&VolumeName>,
-) -> Result<(), RepoError> {
+/// Loads every volume's sizes of the rate's window, from which the series
+/// keep each growth rate current as scans complete.
+fn load_growth(ports: &Ports, ledger: &Ledger) -> Result<(), RepoError> {
     let mut by_volume: BTreeMap<VolumeName, Vec<(Timestamp, u64)>> = BTreeMap::new();
-    for point in ports.repo.size_points(volume, RATE_WINDOW)? {
+    for point in ports.repo.size_points(None, RATE_WINDOW)? {
         by_volume.entry(point.volume).or_default().push((point.ts, point.size_bytes));
     }
     for (name, points) in by_volume {
-        ledger.series().set_growth(&name, growth(&points).rate_bytes_per_day);
+        ledger.series().set_sizes(&name, points);
     }
     Ok(())
 }
 
 /// Finds the present volumes no container references, with their latest
-/// sizes (0 before a first scan).
-fn refresh_unused(ports: &Ports, ledger: &Ledger) -> Result<(), RepoError> {
+/// sizes (0 before a first scan); returns whether which volumes are unused
+/// changed.
+fn refresh_unused(ports: &Ports, ledger: &Ledger) -> Result<bool, RepoError> {
     let mut unused: BTreeMap<VolumeName, u64> = ports
         .repo
         .volumes(false)?
@@ -138,8 +140,7 @@ fn refresh_unused(ports: &Ports, ledger: &Ledger) -> Result<(), RepoError> {
             *size = stat.usage.size_bytes;
         }
     }
-    ledger.capacity().set_unused(unused);
-    Ok(())
+    Ok(ledger.capacity().set_unused(unused))
 }
 
 /// Logs a failure to keep the derived figures current; the scan's totals
