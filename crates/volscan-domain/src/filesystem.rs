@@ -12,7 +12,9 @@ pub struct FilesystemSample {
     /// An identity that stays the same across restarts and reboots (derived
     /// from the mount's source, mount point and type, not from device numbers).
     pub id: String,
-    /// Where it is mounted, as the host sees it (`SCAN_HOST_PREFIX` removed).
+    /// Where it is mounted, as the host sees it (`SCAN_HOST_PREFIX` removed,
+    /// and a bind mount of one of its directories traced back to where the
+    /// filesystem itself is mounted).
     pub mount_point: String,
     /// Its type (`ext4`, `xfs`, `overlay`, …).
     pub fs_type: String,

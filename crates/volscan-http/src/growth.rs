@@ -7,10 +7,10 @@
 //! scheduler's data version stays the same, and one request computes it for
 //! all when the version moves: the others wait for it instead of running the
 //! same query at once. When the version moves, only the volumes whose newest
-//! stat changed are read again (a scan changes one volume), unless many did
-//! or the last full read is older than [`FULL_REFRESH`]: retention deletes
-//! old stats without changing a volume's newest one, and a delta measured
-//! against a deleted stat stays at most that long.
+//! stat changed are read again (a scan changes one volume), unless many did,
+//! retention deleted old stats since the last full read (the scheduler's
+//! history version moved: a delta measured against a deleted stat must go),
+//! or that read is older than [`FULL_REFRESH`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -59,6 +59,8 @@ struct Snapshot {
     newest: HashMap<VolumeName, (i64, Timestamp)>,
     /// When every volume's sizes were last read.
     full_at: Instant,
+    /// The scheduler's history version at that read.
+    history: u64,
 }
 
 /// The growth of every volume, as of one data version.
@@ -85,12 +87,14 @@ fn refresh(
     repo: &dyn ReadRepository,
     previous: Option<&Snapshot>,
     version: u64,
+    history: u64,
 ) -> Result<Snapshot, RepoError> {
     // Read first: a stat written after this is read again at the next version.
     let newest: HashMap<VolumeName, (i64, Timestamp)> =
         repo.latest_stats()?.into_iter().map(|stat| (stat.volume, (stat.id, stat.ts))).collect();
-    let changed: Option<Vec<&VolumeName>> =
-        previous.filter(|p| p.full_at.elapsed() < FULL_REFRESH).and_then(|previous| {
+    let changed: Option<Vec<&VolumeName>> = previous
+        .filter(|p| p.full_at.elapsed() < FULL_REFRESH && p.history == history)
+        .and_then(|previous| {
             let changed: Vec<&VolumeName> = newest
                 .iter()
                 .filter(|(volume, stat)| previous.newest.get(*volume) != Some(stat))
@@ -98,7 +102,7 @@ fn refresh(
                 .collect();
             (changed.len() <= MAX_ONE_BY_ONE).then_some(changed)
         });
-    let (map, full_at) = match (changed, previous) {
+    let (map, full_at, history) = match (changed, previous) {
         (Some(changed), Some(previous)) => {
             let mut map: GrowthMap = previous
                 .map
@@ -112,11 +116,11 @@ fn refresh(
                     None => map.remove(volume),
                 };
             }
-            (map, previous.full_at)
+            (map, previous.full_at, previous.history)
         }
-        _ => (by_volume(&repo.size_points(None, WINDOW)?), Instant::now()),
+        _ => (by_volume(&repo.size_points(None, WINDOW)?), Instant::now(), history),
     };
-    Ok(Snapshot { version, map: Arc::new(map), newest, full_at })
+    Ok(Snapshot { version, map: Arc::new(map), newest, full_at, history })
 }
 
 /// The growth of every volume (removed ones too), computed at most once per
@@ -132,8 +136,9 @@ pub(crate) async fn all(state: &AppState) -> Result<Arc<GrowthMap>, ApiError> {
     if let Some(map) = cache.at(version) {
         return Ok(map);
     }
+    let history = state.scheduler.history_version();
     let (repo, previous) = (Arc::clone(&state.repo), cache.snapshot());
-    let snapshot = block(move || refresh(&*repo, previous.as_deref(), version)).await?;
+    let snapshot = block(move || refresh(&*repo, previous.as_deref(), version, history)).await?;
     let map = Arc::clone(&snapshot.map);
     *cache.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(snapshot));
     Ok(map)
@@ -339,12 +344,12 @@ mod tests {
             repo.add(volume, -24, 100);
             repo.add(volume, 0, 200);
         }
-        let first = refresh(&repo, None, 1).unwrap();
+        let first = refresh(&repo, None, 1, 0).unwrap();
         assert_eq!(repo.asked(), [None], "the first computation reads every volume");
         assert_eq!(first.map.len(), 3);
 
         repo.add("bb", 1, 500);
-        let second = refresh(&repo, Some(&first), 2).unwrap();
+        let second = refresh(&repo, Some(&first), 2, 0).unwrap();
         assert_eq!(repo.asked(), [Some(name("bb"))]);
         assert_eq!(second.map[&name("bb")].delta_24h, Some(400));
         assert_eq!(second.map[&name("aa")], first.map[&name("aa")]);
@@ -353,13 +358,13 @@ mod tests {
         assert_eq!(*second.map, by_volume(&repo.size_points(None, WINDOW).unwrap()));
         repo.asked();
 
-        let third = refresh(&repo, Some(&second), 3).unwrap();
+        let third = refresh(&repo, Some(&second), 3, 0).unwrap();
         assert_eq!(repo.asked(), [], "nothing changed");
         assert_eq!(third.map, second.map);
 
         // All of a volume's stats deleted: it has no growth any more.
         repo.stats.lock().unwrap().retain(|stat| stat.0 != name("cc"));
-        let fourth = refresh(&repo, Some(&third), 4).unwrap();
+        let fourth = refresh(&repo, Some(&third), 4, 0).unwrap();
         assert_eq!(repo.asked(), []);
         assert!(!fourth.map.contains_key(&name("cc")));
     }
@@ -368,12 +373,12 @@ mod tests {
     fn many_changes_or_an_old_full_read_read_every_volume_again() {
         let repo = Fake::default();
         repo.add("aa", 0, 1);
-        let first = refresh(&repo, None, 1).unwrap();
+        let first = refresh(&repo, None, 1, 0).unwrap();
         for i in 0..=MAX_ONE_BY_ONE {
             repo.add(&format!("v{i}"), 0, 1);
         }
         repo.asked();
-        let second = refresh(&repo, Some(&first), 2).unwrap();
+        let second = refresh(&repo, Some(&first), 2, 0).unwrap();
         assert_eq!(repo.asked(), [None]);
         assert_eq!(second.map.len(), MAX_ONE_BY_ONE + 2);
 
@@ -383,9 +388,20 @@ mod tests {
             map: Arc::clone(&second.map),
             newest: second.newest.clone(),
             full_at: Instant::now().checked_sub(FULL_REFRESH).unwrap(),
+            history: 0,
         };
-        let third = refresh(&repo, Some(&old), 3).unwrap();
+        let third = refresh(&repo, Some(&old), 3, 0).unwrap();
         assert_eq!(repo.asked(), [None], "retention may have deleted old stats meanwhile");
         assert!(third.full_at > old.full_at);
+
+        // Retention deleted old stats (the history version moved): every
+        // volume again, even right after a full read.
+        repo.add("aa", 2, 3);
+        let fourth = refresh(&repo, Some(&third), 4, 0).unwrap();
+        assert_eq!(repo.asked(), [Some(name("aa"))]);
+        repo.add("aa", 3, 4);
+        let fifth = refresh(&repo, Some(&fourth), 5, 1).unwrap();
+        assert_eq!(repo.asked(), [None], "the history version moved");
+        assert_eq!(fifth.history, 1);
     }
 }

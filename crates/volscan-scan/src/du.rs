@@ -75,7 +75,12 @@ impl ScanEngine for DuEngine {
             "--".as_ref(),
             root.as_os_str(),
         ];
-        let out = self.run(root, &args, MAX_BREAKDOWN_OUTPUT, context)?;
+        let out = match self.run(root, &args, MAX_BREAKDOWN_OUTPUT, context) {
+            // Too many directories to list: the total still counts, without
+            // the breakdown (a second, plain run).
+            Err(ScanError::BadOutput { .. }) => return Ok((self.scan(root, context)?, None)),
+            other => other?,
+        };
         if out.stdout.is_empty() {
             return Err(failed(&out));
         }
@@ -85,8 +90,8 @@ impl ScanEngine for DuEngine {
 }
 
 /// The most output `du --max-depth=2` may print: about 200,000 directories
-/// at depth 1 and 2 with 80-byte paths. Past it the scan fails rather than
-/// report a cut list.
+/// at depth 1 and 2 with 80-byte paths. Past it the breakdown is dropped
+/// (never cut) and the volume is measured with `du -s` alone.
 const MAX_BREAKDOWN_OUTPUT: usize = 16 * 1024 * 1024;
 
 impl DuEngine {

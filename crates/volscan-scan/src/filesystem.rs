@@ -36,7 +36,7 @@ impl FilesystemProbe for StatvfsProbe {
         let table = std::fs::read_to_string("/proc/self/mountinfo").map_err(io)?;
         let mount =
             holding_mount(&table, &real).ok_or_else(|| ProbeError::NoMount(real.clone()))?;
-        let mount_point = self.host_view(&mount.point);
+        let mount_point = self.host_view(&mount.point, &mount.root);
         let fragment = stats.f_frsize;
         Ok(FilesystemSample {
             id: identity(&mount.source, &mount_point, &mount.fs_type),
@@ -50,9 +50,15 @@ impl FilesystemProbe for StatvfsProbe {
 }
 
 impl StatvfsProbe {
-    /// A mount point as the host sees it: without the host prefix when it is
-    /// below it, else as is (a mount of the container's own).
-    fn host_view(&self, point: &Path) -> String {
+    /// Where the filesystem is mounted as the host sees it. The mount point
+    /// loses the host prefix when it is below it (else it is a mount of the
+    /// container's own). A bind mount of a directory of a filesystem (`root`,
+    /// the directory within it, is not `/`) is traced back to where that
+    /// filesystem itself is mounted when the path ends with that directory:
+    /// the host's `/var/lib/docker/volumes` bound into a container at
+    /// `/host/var/lib/docker/volumes` is the filesystem mounted at `/`, as
+    /// on the host itself, so both report the same filesystem.
+    fn host_view(&self, point: &Path, root: &Path) -> String {
         let shown = match &self.host_prefix {
             Some(prefix) => match point.strip_prefix(prefix) {
                 Ok(rest) => Path::new("/").join(rest),
@@ -60,13 +66,26 @@ impl StatvfsProbe {
             },
             None => point.to_path_buf(),
         };
-        shown.to_string_lossy().into_owned()
+        let inner = root.strip_prefix("/").unwrap_or(root);
+        let traced = if inner.as_os_str().is_empty() {
+            None
+        } else {
+            let (shown_parts, inner_parts) =
+                (shown.components().count(), inner.components().count());
+            shown.ends_with(inner).then(|| {
+                let kept: PathBuf = shown.components().take(shown_parts - inner_parts).collect();
+                if kept.as_os_str().is_empty() { PathBuf::from("/") } else { kept }
+            })
+        };
+        traced.unwrap_or(shown).to_string_lossy().into_owned()
     }
 }
 
 /// One line of a mountinfo table.
 #[derive(Debug, PartialEq, Eq)]
 struct Mount {
+    /// The directory of the filesystem that is mounted (`/` for a whole one).
+    root: PathBuf,
     point: PathBuf,
     fs_type: String,
     source: String,
@@ -91,11 +110,14 @@ fn holding_mount(table: &str, dir: &Path) -> Option<Mount> {
 /// Parses `ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL…] - TYPE SOURCE SUPER`.
 fn parse_line(line: &str) -> Option<Mount> {
     let (head, tail) = line.split_once(" - ")?;
-    let point = head.split(' ').nth(4)?;
+    let mut head = head.split(' ');
+    let root = head.nth(3)?;
+    let point = head.next()?;
     let mut tail = tail.split(' ');
     let fs_type = tail.next()?;
     let source = tail.next()?;
     Some(Mount {
+        root: PathBuf::from(unescape(root)),
         point: PathBuf::from(unescape(point)),
         fs_type: unescape(fs_type),
         source: unescape(source),
@@ -143,10 +165,24 @@ mod tests {
     #[test]
     fn mount_points_are_shown_as_the_host_sees_them() {
         let probe = StatvfsProbe::new(Some(PathBuf::from("/host")));
-        assert_eq!(probe.host_view(Path::new("/host/var/lib/docker")), "/var/lib/docker");
-        assert_eq!(probe.host_view(Path::new("/host")), "/");
-        assert_eq!(probe.host_view(Path::new("/etc/hosts")), "/etc/hosts");
-        assert_eq!(StatvfsProbe::new(None).host_view(Path::new("/srv")), "/srv");
+        let whole = Path::new("/");
+        let view = |probe: &StatvfsProbe, point: &str, root: &str| {
+            probe.host_view(Path::new(point), Path::new(root))
+        };
+        assert_eq!(probe.host_view(Path::new("/host/var/lib/docker"), whole), "/var/lib/docker");
+        assert_eq!(probe.host_view(Path::new("/host"), whole), "/");
+        assert_eq!(probe.host_view(Path::new("/etc/hosts"), whole), "/etc/hosts");
+        let host = StatvfsProbe::new(None);
+        assert_eq!(host.host_view(Path::new("/srv"), whole), "/srv");
+        // The host's /var/lib/docker/volumes (on the filesystem mounted at /)
+        // bound into a container, and the host's own bind of /var/lib/docker:
+        // both are the filesystem mounted at /.
+        assert_eq!(view(&probe, "/host/var/lib/docker/volumes", "/var/lib/docker/volumes"), "/");
+        assert_eq!(view(&host, "/var/lib/docker", "/var/lib/docker"), "/");
+        // The volumes of a filesystem mounted at /var/lib/docker, bound in.
+        assert_eq!(view(&probe, "/host/var/lib/docker/volumes", "/volumes"), "/var/lib/docker");
+        // A root that is not the end of the path (a btrfs subvolume): as is.
+        assert_eq!(view(&host, "/home", "/@home"), "/home");
     }
 
     #[test]

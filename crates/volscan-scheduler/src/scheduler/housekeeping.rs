@@ -183,7 +183,11 @@ pub(super) async fn retention(ports: Arc<Ports>, ledger: Arc<Ledger>, mut stop: 
         };
         match purged {
             Ok((stats, runs)) => {
-                ledger.touched();
+                if stats > 0 {
+                    ledger.history_changed();
+                } else {
+                    ledger.touched();
+                }
                 let (repo, ledger) = (Arc::clone(&ports.repo), Arc::clone(&ledger));
                 let ports_for_reload = Arc::clone(&ports);
                 let reloaded = blocking(move || {

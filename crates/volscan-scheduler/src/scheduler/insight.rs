@@ -26,6 +26,11 @@ pub(super) fn after_scan(
     root: &Path,
     details: &ScanDetails,
 ) -> Result<(), RepoError> {
+    // A volume removed while it was scanned must not keep the series the
+    // completion just set (SPEC §8: a removed volume's series disappear).
+    if ports.repo.volume(&run.volume)?.is_some_and(|v| v.removed_at.is_some()) {
+        ledger.volume_removed(&run.volume);
+    }
     let ts = run.completed_at.unwrap_or_else(|| ports.clock.now());
     if details.dirs.is_some() || details.filesystem.is_some() {
         ports.repo.record_details(run.scan_id, &run.volume, ts, details)?;

@@ -34,6 +34,9 @@ pub(super) struct Ledger {
     capacity: CapacitySeries,
     /// Bumped after every write of volumes or stats, so readers can cache.
     data_version: AtomicU64,
+    /// Bumped when stats are deleted (retention), so readers that keep
+    /// figures derived from old stats know to derive them all again.
+    history_version: AtomicU64,
 }
 
 /// The totals of finished runs, all time.
@@ -117,6 +120,17 @@ impl Ledger {
     /// Marks volumes or stats as changed.
     pub fn touched(&self) {
         self.data_version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Old stats were deleted: figures derived from them are out of date.
+    pub fn history_changed(&self) {
+        self.history_version.fetch_add(1, Ordering::Release);
+        self.touched();
+    }
+
+    /// The history version (see `SchedulerHandle::history_version`).
+    pub fn history_version(&self) -> u64 {
+        self.history_version.load(Ordering::Acquire)
     }
 
     /// The data version (see `SchedulerHandle::data_version`).

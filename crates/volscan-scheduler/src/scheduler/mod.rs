@@ -188,6 +188,13 @@ impl SchedulerHandle {
         self.core.ledger.data_version()
     }
 
+    /// A number that changes whenever old stats are deleted (retention), so
+    /// readers that derive figures from many stats (growth) and update them
+    /// one volume at a time know to derive them all again.
+    pub fn history_version(&self) -> u64 {
+        self.core.ledger.history_version()
+    }
+
     /// Appends the per-volume series (`volscan_volume_*{volume}`) in the
     /// Prometheus text format: the latest completed scan of every volume that
     /// is still present, only the fields that scan measured, and its growth

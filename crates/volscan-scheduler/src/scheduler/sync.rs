@@ -302,8 +302,12 @@ async fn on_event(admission: &Admission, event: SourceEvent) {
         SourceEvent::VolumeDestroyed(name) => {
             let (repo, now) = (Arc::clone(&admission.ports.repo), admission.ports.clock.now());
             admission.ledger.volume_removed(&name);
+            let gone = name.clone();
             let removed =
                 blocking(move || repo.mark_volume_removed(&name, now).map(|r| (name, r))).await;
+            // Again: a scan that completed meanwhile set the series back; one
+            // that completes from now on sees the volume removed (`insight`).
+            admission.ledger.volume_removed(&gone);
             admission.ledger.touched();
             if let Ok(Ok((name, true))) = removed {
                 tracing::info!(volume = %name, "volume removed; its history is kept");
