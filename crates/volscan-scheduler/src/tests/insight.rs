@@ -114,8 +114,14 @@ async fn completed_scans_feed_growth_filesystems_and_unused_volumes() {
     let last = last.unwrap();
 
     // The directories of every scan are stored; the newest holds half of 4,000.
-    h.until("the last scan's directories are stored", |h| {
+    // The details are stored, then the filesystem's figures published, after
+    // the run's row is final.
+    h.until("the last scan's directories and sample are in", |h| {
+        let mut text = String::new();
+        h.handle.render_capacity_metrics(&mut text);
+        let sampled = value(&text, "volscan_filesystem_avail_bytes", "filesystem=\"fs-test\"");
         h.repo.dir_scans(&name("grows")).unwrap().len() == 4
+            && sampled.is_some_and(|avail| (avail - 600_000.0).abs() <= 2_000.0)
     })
     .await;
     let dirs = h.repo.dirs(last.scan_id).unwrap();
