@@ -193,6 +193,29 @@ fn growth_directories_and_unused_volumes(url: &str) {
         s["reclaimable_bytes"].as_u64() >= Some(du_bytes(idle.mountpoint()))
     });
     assert!(summary["unused_count"].as_u64() >= Some(1), "{summary}");
+
+    // The filesystem holding both volumes, from the real probe.
+    let (_, _, filesystems) = server.call("GET", "/api/v1/filesystems");
+    let holding = filesystems
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == detail["filesystem_id"])
+        .unwrap_or_else(|| panic!("no filesystem {}: {filesystems}", detail["filesystem_id"]));
+    assert!(holding["volume_count"].as_u64() >= Some(2), "{holding}");
+    let (total, avail) = (holding["total_bytes"].as_u64(), holding["avail_bytes"].as_u64());
+    assert!(avail.is_some() && avail <= total, "{holding}");
+    assert!(holding["full_at"].is_null(), "never a fill date from so few samples: {holding}");
+
+    // The same figures in the scrape: the growth rate, the unused volumes and
+    // the filesystem.
+    let (_, _, metrics) = server.call("GET", "/metrics");
+    let metrics = metrics.as_str().unwrap().to_owned();
+    let series = format!("volscan_volume_growth_bytes_per_day{{volume=\"{}\"}} ", grows.name());
+    assert!(metrics.contains(&series), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("volscan_volumes_unused ")), "{metrics}");
+    let fs_series = format!("volscan_filesystem_avail_bytes{{filesystem={}", holding["id"]);
+    assert!(metrics.contains(&fs_series), "{metrics}");
 }
 
 #[test]

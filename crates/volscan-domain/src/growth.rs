@@ -184,6 +184,18 @@ pub struct Growth {
     pub as_of: Option<Timestamp>,
 }
 
+impl Growth {
+    /// The growth of a volume without stats: every figure absent, trend `Unknown`.
+    pub const UNKNOWN: Growth = Growth {
+        delta_24h: None,
+        delta_7d: None,
+        delta_30d: None,
+        rate_bytes_per_day: None,
+        trend: Trend::Unknown,
+        as_of: None,
+    };
+}
+
 /// The growth of one volume from its `(ts, size_bytes)` samples.
 ///
 /// Samples may come in any order and with gaps; of samples with the same
@@ -192,16 +204,7 @@ pub struct Growth {
 /// `None` when there is none. Deltas beyond the range of `i64` saturate.
 pub fn growth(points: &[(Timestamp, u64)]) -> Growth {
     let series = sorted_series(points);
-    let Some(&(as_of, newest_size)) = series.last() else {
-        return Growth {
-            delta_24h: None,
-            delta_7d: None,
-            delta_30d: None,
-            rate_bytes_per_day: None,
-            trend: Trend::Unknown,
-            as_of: None,
-        };
-    };
+    let Some(&(as_of, newest_size)) = series.last() else { return Growth::UNKNOWN };
     let delta = |window: time::Duration| {
         let start = as_of.checked_sub(window)?;
         let before = series.partition_point(|&(ts, _)| ts <= start);

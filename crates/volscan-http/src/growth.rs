@@ -36,11 +36,6 @@ const MAX_ONE_BY_ONE: usize = 20;
 /// Growth by volume; a volume without stats is absent.
 pub(crate) type GrowthMap = HashMap<VolumeName, Growth>;
 
-/// The growth of a volume without stats: every figure null, trend `unknown`.
-pub(crate) fn none() -> Growth {
-    growth(&[])
-}
-
 /// Groups `points` (ordered by volume, as the repository returns them; any
 /// order works) by volume and computes each volume's growth.
 pub(crate) fn by_volume(points: &[SizePoint]) -> GrowthMap {
@@ -81,17 +76,33 @@ impl GrowthCache {
     }
 }
 
+/// The two reads a refresh makes: each volume's newest stat (id and time),
+/// and the sizes growth is computed from (one volume's, or every volume's).
+trait Sizes {
+    fn newest(&self) -> Result<HashMap<VolumeName, (i64, Timestamp)>, RepoError>;
+    fn sizes(&self, volume: Option<&VolumeName>) -> Result<Vec<SizePoint>, RepoError>;
+}
+
+impl Sizes for dyn ReadRepository {
+    fn newest(&self) -> Result<HashMap<VolumeName, (i64, Timestamp)>, RepoError> {
+        Ok(self.latest_stats()?.into_iter().map(|stat| (stat.volume, (stat.id, stat.ts))).collect())
+    }
+
+    fn sizes(&self, volume: Option<&VolumeName>) -> Result<Vec<SizePoint>, RepoError> {
+        self.size_points(volume, WINDOW)
+    }
+}
+
 /// Computes the snapshot at `version` from the repository, reusing
 /// `previous` for the volumes whose newest stat did not change.
-fn refresh(
-    repo: &dyn ReadRepository,
+fn refresh<S: Sizes + ?Sized>(
+    repo: &S,
     previous: Option<&Snapshot>,
     version: u64,
     history: u64,
 ) -> Result<Snapshot, RepoError> {
     // Read first: a stat written after this is read again at the next version.
-    let newest: HashMap<VolumeName, (i64, Timestamp)> =
-        repo.latest_stats()?.into_iter().map(|stat| (stat.volume, (stat.id, stat.ts))).collect();
+    let newest = repo.newest()?;
     let changed: Option<Vec<&VolumeName>> = previous
         .filter(|p| p.full_at.elapsed() < FULL_REFRESH && p.history == history)
         .and_then(|previous| {
@@ -111,14 +122,14 @@ fn refresh(
                 .map(|(volume, growth)| (volume.clone(), *growth))
                 .collect();
             for volume in changed {
-                match by_volume(&repo.size_points(Some(volume), WINDOW)?).remove(volume) {
+                match by_volume(&repo.sizes(Some(volume))?).remove(volume) {
                     Some(growth) => map.insert(volume.clone(), growth),
                     None => map.remove(volume),
                 };
             }
             (map, previous.full_at, previous.history)
         }
-        _ => (by_volume(&repo.size_points(None, WINDOW)?), Instant::now(), history),
+        _ => (by_volume(&repo.sizes(None)?), Instant::now(), history),
     };
     Ok(Snapshot { version, map: Arc::new(map), newest, full_at, history })
 }
@@ -148,13 +159,13 @@ pub(crate) async fn all(state: &AppState) -> Result<Arc<GrowthMap>, ApiError> {
 /// from that volume's sizes alone (one volume's query is cheap).
 pub(crate) async fn of(state: &AppState, volume: &VolumeName) -> Result<Growth, ApiError> {
     if let Some(map) = state.growth.at(state.scheduler.data_version()) {
-        return Ok(map.get(volume).copied().unwrap_or_else(none));
+        return Ok(map.get(volume).copied().unwrap_or(Growth::UNKNOWN));
     }
     let repo = Arc::clone(&state.repo);
     let lookup = volume.clone();
     block(move || {
         let points = repo.size_points(Some(&lookup), WINDOW)?;
-        Ok(by_volume(&points).remove(&lookup).unwrap_or_else(none))
+        Ok(by_volume(&points).remove(&lookup).unwrap_or(Growth::UNKNOWN))
     })
     .await
 }
@@ -194,7 +205,7 @@ mod tests {
         assert_eq!((bb.delta_24h, bb.rate_bytes_per_day), (Some(-(gib as i64)), None));
         assert_eq!(bb.as_of, Some(points[4].ts));
         assert!(by_volume(&[]).is_empty());
-        assert_eq!(none().trend, Trend::Unknown);
+        assert_eq!(Growth::UNKNOWN.trend, Trend::Unknown);
     }
 
     /// Stats in memory; records which volumes `size_points` was asked for.
@@ -217,88 +228,8 @@ mod tests {
         }
     }
 
-    impl ReadRepository for Fake {
-        fn ping(&self) -> Result<(), RepoError> {
-            Ok(())
-        }
-        fn volume(&self, _: &VolumeName) -> Result<Option<volscan_domain::Volume>, RepoError> {
-            unimplemented!()
-        }
-        fn volumes(&self, _: bool) -> Result<Vec<volscan_domain::Volume>, RepoError> {
-            unimplemented!()
-        }
-        fn run(
-            &self,
-            _: volscan_domain::ScanId,
-        ) -> Result<Option<volscan_domain::ScanRun>, RepoError> {
-            unimplemented!()
-        }
-        fn active_run(&self, _: &VolumeName) -> Result<Option<volscan_domain::ScanRun>, RepoError> {
-            unimplemented!()
-        }
-        fn runs(
-            &self,
-            _: &volscan_domain::RunFilter,
-        ) -> Result<Vec<volscan_domain::ScanRun>, RepoError> {
-            unimplemented!()
-        }
-        fn count_runs(&self, _: &volscan_domain::RunFilter) -> Result<u64, RepoError> {
-            unimplemented!()
-        }
-        fn batch_counts(
-            &self,
-            _: volscan_domain::BatchId,
-        ) -> Result<volscan_domain::StatusCounts, RepoError> {
-            unimplemented!()
-        }
-        fn latest_stats(&self) -> Result<Vec<volscan_domain::VolumeStat>, RepoError> {
-            let stats = self.stats.lock().unwrap();
-            let mut newest: HashMap<&VolumeName, &(VolumeName, i64, i64, u64)> = HashMap::new();
-            for stat in stats.iter() {
-                let slot = newest.entry(&stat.0).or_insert(stat);
-                if (stat.2, stat.1) > (slot.2, slot.1) {
-                    *slot = stat;
-                }
-            }
-            Ok(newest
-                .into_values()
-                .map(|(volume, id, hours, size)| {
-                    let ts = point(volume.as_str(), *hours, 0).ts;
-                    volscan_domain::VolumeStat {
-                        id: *id,
-                        volume: volume.clone(),
-                        usage: volscan_domain::Usage {
-                            size_bytes: *size,
-                            apparent_bytes: None,
-                            file_count: None,
-                            dir_count: None,
-                            error_count: 0,
-                        },
-                        method: volscan_domain::ScanMethod::Du,
-                        duration: Duration::ZERO,
-                        scan_id: volscan_domain::ScanId::new(),
-                        ts,
-                        created_at: ts,
-                        updated_at: ts,
-                    }
-                })
-                .collect())
-        }
-        fn latest_stat(
-            &self,
-            _: &VolumeName,
-        ) -> Result<Option<volscan_domain::VolumeStat>, RepoError> {
-            unimplemented!()
-        }
-        fn history(
-            &self,
-            _: &VolumeName,
-            _: Option<Timestamp>,
-            _: Option<Timestamp>,
-            _: u32,
-        ) -> Result<Vec<volscan_domain::VolumeStat>, RepoError> {
-            unimplemented!()
-        }
+    impl Fake {
+        /// The sizes of `volume`, or of every volume (the window is all of them).
         fn size_points(
             &self,
             volume: Option<&VolumeName>,
@@ -312,24 +243,29 @@ mod tests {
                 .map(|(v, _, hours, size)| point(v.as_str(), *hours, *size))
                 .collect())
         }
-        fn filesystem_samples(
-            &self,
-            _: Option<&str>,
-            _: Timestamp,
-        ) -> Result<Vec<volscan_domain::FilesystemSample>, RepoError> {
-            unimplemented!()
+    }
+
+    impl Sizes for Fake {
+        fn newest(&self) -> Result<HashMap<VolumeName, (i64, Timestamp)>, RepoError> {
+            let stats = self.stats.lock().unwrap();
+            let mut newest: HashMap<VolumeName, (i64, i64)> = HashMap::new();
+            for (volume, id, hours, _) in stats.iter() {
+                let slot = newest.entry(volume.clone()).or_insert((*hours, *id));
+                if (*hours, *id) > *slot {
+                    *slot = (*hours, *id);
+                }
+            }
+            Ok(newest
+                .into_iter()
+                .map(|(volume, (hours, id))| {
+                    let ts = point(volume.as_str(), hours, 0).ts;
+                    (volume, (id, ts))
+                })
+                .collect())
         }
-        fn dir_scans(
-            &self,
-            _: &VolumeName,
-        ) -> Result<Vec<(volscan_domain::ScanId, Timestamp)>, RepoError> {
-            unimplemented!()
-        }
-        fn dirs(
-            &self,
-            _: volscan_domain::ScanId,
-        ) -> Result<Vec<volscan_domain::DirUsage>, RepoError> {
-            unimplemented!()
+
+        fn sizes(&self, volume: Option<&VolumeName>) -> Result<Vec<SizePoint>, RepoError> {
+            self.size_points(volume, WINDOW)
         }
     }
 

@@ -182,7 +182,7 @@ pub(crate) async fn list_volumes(
     let latest: HashMap<&VolumeName, &VolumeStat> = stats.iter().map(|s| (&s.volume, s)).collect();
     let used: HashMap<&VolumeName, &VolumeUsers> =
         users.iter().flat_map(|u| u.iter()).map(|u| (&u.volume, u)).collect();
-    let none = growth::none();
+    let none = volscan_domain::Growth::UNKNOWN;
     let mut listed: Vec<VolumeJson> = volumes
         .iter()
         .filter(|volume| {
