@@ -282,13 +282,22 @@ async fn serve_until_signal(
         config.http.rate_limit_rpm.get(),
         Some(metrics),
     )
-    .with_host_check(host_check);
+    .with_host_check(host_check)
+    .with_dashboard(config.http.dashboard)
+    .with_auth_read(config.http.auth_read);
+    if config.http.auth_read && config.http.auth_token.is_none() {
+        tracing::warn!("AUTH_READ=true has no effect without AUTH_TOKEN: reads stay open");
+    }
     let bind = config.http.bind;
     let server = volscan_http::server(listener, state)
         .with_context(|| format!("failed to serve on {bind}"))?;
     let server_handle = server.handle();
     let mut server_task = actix_web::rt::spawn(server);
-    tracing::info!(%bind, "serving the HTTP API");
+    if config.http.dashboard {
+        tracing::info!(%bind, "serving the HTTP API and the dashboard at http://{bind}/");
+    } else {
+        tracing::info!(%bind, "serving the HTTP API (the dashboard is off)");
+    }
     tokio::select! {
         signal = signals.recv() => tracing::info!(signal, "shutting down"),
         result = &mut server_task => {

@@ -142,6 +142,10 @@ pub struct HttpConfig {
     pub rate_limit_rpm: NonZeroU32,
     /// `AUTH_TOKEN`: the bearer token that `POST` requests need; `None` when empty.
     pub auth_token: Option<Secret>,
+    /// `AUTH_READ`: reads need the token too (when one is set).
+    pub auth_read: bool,
+    /// `VOLSCAN_DASHBOARD`: serve the dashboard pages.
+    pub dashboard: bool,
 }
 
 /// Logging.

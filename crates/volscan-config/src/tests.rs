@@ -67,6 +67,8 @@ fn parsed(config: &Config, variable: &str) -> String {
         "VOLSCAN_BIND" => format!("{:?}", http.bind),
         "RATE_LIMIT_RPM" => format!("{:?}", http.rate_limit_rpm),
         "AUTH_TOKEN" => format!("{:?}", http.auth_token),
+        "AUTH_READ" => format!("{:?}", http.auth_read),
+        "VOLSCAN_DASHBOARD" => format!("{:?}", http.dashboard),
         "RUST_LOG" => format!("{:?}", log.filter),
         _ => panic!("no such variable {variable}"),
     }
@@ -352,6 +354,8 @@ fn no_sources_give_the_spec_defaults() {
          VOLSCAN_BIND=127.0.0.1:8080\n\
          RATE_LIMIT_RPM=60\n\
          AUTH_TOKEN=\n\
+         AUTH_READ=false\n\
+         VOLSCAN_DASHBOARD=true\n\
          RUST_LOG=info\n"
     );
     let Config { scan, lifecycle, database, docker, http, log } = config;
@@ -382,6 +386,7 @@ fn no_sources_give_the_spec_defaults() {
     assert_eq!(http.bind, "127.0.0.1:8080".parse().unwrap());
     assert_eq!(http.rate_limit_rpm.get(), 60);
     assert!(http.auth_token.is_none());
+    assert!(!http.auth_read && http.dashboard);
     assert_eq!(log.filter, "info");
 }
 
@@ -538,7 +543,9 @@ fn lists_in_every_form() {
 
 #[test]
 fn booleans_in_every_form() {
-    for variable in ["SCAN_BIND_MOUNTS_ENABLED", "LIFECYCLE_ENABLED"] {
+    for variable in
+        ["SCAN_BIND_MOUNTS_ENABLED", "LIFECYCLE_ENABLED", "AUTH_READ", "VOLSCAN_DASHBOARD"]
+    {
         for input in ["true", "TRUE", "True", "1", "yes", "YES", " true "] {
             check(variable, input, "true");
         }

@@ -200,6 +200,25 @@ declare_variables! {
             render: render::secret,
             mask: Mask::Whole,
         },
+        auth_read: {
+            name: "AUTH_READ",
+            doc: "when `true` and `AUTH_TOKEN` is set, every page, API read and the metrics need \
+                the token too (the bearer header for the API, a login for the dashboard); \
+                `/api/v1/health` stays open",
+            default: false,
+            parse: value::boolean,
+            render: ToString::to_string,
+            mask: Mask::Nothing,
+        },
+        dashboard: {
+            name: "VOLSCAN_DASHBOARD",
+            doc: "serve the dashboard (`/`, `/volumes/NAME`, `/scans`); the API is the same \
+                either way",
+            default: true,
+            parse: value::boolean,
+            render: ToString::to_string,
+            mask: Mask::Nothing,
+        },
     },
     log: LogConfig {
         filter: {

@@ -32,7 +32,7 @@ pub(crate) struct DirsQuery {
 }
 
 /// The window of `compare`.
-fn compare_window(text: &str) -> Result<time::Duration, ApiError> {
+pub(crate) fn compare_window(text: &str) -> Result<time::Duration, ApiError> {
     match text {
         "24h" => Ok(time::Duration::hours(24)),
         "7d" => Ok(time::Duration::days(7)),
@@ -58,7 +58,7 @@ fn compared_scan(
 }
 
 /// What the repository holds for one request.
-enum Read {
+pub(crate) enum Read {
     /// No such volume.
     UnknownVolume,
     /// The volume is known but no scan recorded directories.
@@ -69,6 +69,50 @@ enum Read {
         dirs: Vec<DirUsage>,
         compared: Option<(Timestamp, Vec<DirUsage>)>,
     },
+}
+
+/// Reads the newest scan with directories of `volume` and, with a
+/// `window`, the scan compared with it.
+pub(crate) fn read(
+    repo: &dyn volscan_domain::ReadRepository,
+    volume: &volscan_domain::VolumeName,
+    window: Option<time::Duration>,
+) -> Result<Read, volscan_domain::RepoError> {
+    if repo.volume(volume)?.is_none() {
+        return Ok(Read::UnknownVolume);
+    }
+    let scans = repo.dir_scans(volume)?;
+    let Some(&newest) = scans.first() else { return Ok(Read::NoDirectories) };
+    let compared = match window.and_then(|window| compared_scan(&scans, window)) {
+        Some((scan, ts)) => Some((ts, repo.dirs(scan)?)),
+        None => None,
+    };
+    Ok(Read::Scanned { newest, dirs: repo.dirs(newest.0)?, compared })
+}
+
+/// The directories of `depth` in `dirs` (largest first, as stored), at most
+/// `limit`, each with its change since `before` when that scan is known
+/// (`None` for a directory it did not list).
+pub(crate) fn with_deltas<'a>(
+    dirs: &'a [DirUsage],
+    before: Option<&[DirUsage]>,
+    depth: u8,
+    limit: usize,
+) -> Vec<(&'a DirUsage, Option<i64>)> {
+    let before: Option<HashMap<&str, u64>> = before.map(|dirs| {
+        dirs.iter()
+            .filter(|dir| dir.depth == depth)
+            .map(|dir| (dir.path.as_str(), dir.size_bytes))
+            .collect()
+    });
+    dirs.iter()
+        .filter(|dir| dir.depth == depth)
+        .take(limit)
+        .map(|dir| {
+            let old = before.as_ref().and_then(|before| before.get(dir.path.as_str()));
+            (dir, old.map(|&old| delta(dir.size_bytes, old)))
+        })
+        .collect()
 }
 
 /// `size` minus `before`, saturating at the range of `i64`.
@@ -99,19 +143,7 @@ pub(crate) async fn dirs(
     }
     let repo = Arc::clone(&state.repo);
     let lookup = name.clone();
-    let read = block(move || {
-        if repo.volume(&lookup)?.is_none() {
-            return Ok(Read::UnknownVolume);
-        }
-        let scans = repo.dir_scans(&lookup)?;
-        let Some(&newest) = scans.first() else { return Ok(Read::NoDirectories) };
-        let compared = match window.and_then(|window| compared_scan(&scans, window)) {
-            Some((scan, ts)) => Some((ts, repo.dirs(scan)?)),
-            None => None,
-        };
-        Ok(Read::Scanned { newest, dirs: repo.dirs(newest.0)?, compared })
-    })
-    .await?;
+    let read = block(move || read(&*repo, &lookup, window)).await?;
     let ((scan_id, ts), dirs, compared) = match read {
         Read::UnknownVolume => return Err(ApiError::VolumeNotFound(name.to_string())),
         Read::NoDirectories => {
@@ -126,20 +158,10 @@ pub(crate) async fn dirs(
         Read::Scanned { newest, dirs, compared } => (newest, dirs, compared),
     };
     let (compare_ts, before) = compared.unzip();
-    let before: Option<HashMap<&str, u64>> = before.as_ref().map(|dirs| {
-        dirs.iter()
-            .filter(|dir| dir.depth == depth)
-            .map(|dir| (dir.path.as_str(), dir.size_bytes))
-            .collect()
-    });
-    let entries = dirs
-        .iter()
-        .filter(|dir| dir.depth == depth)
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
-        .map(|dir| {
-            let old = before.as_ref().and_then(|before| before.get(dir.path.as_str()));
-            DirEntryJson::new(dir, old.map(|&old| delta(dir.size_bytes, old)))
-        })
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let entries = with_deltas(&dirs, before.as_deref(), depth, limit)
+        .into_iter()
+        .map(|(dir, delta)| DirEntryJson::new(dir, delta))
         .collect();
     Ok(HttpResponse::Ok().json(DirsJson {
         volume: name.to_string(),

@@ -46,10 +46,39 @@ pub(crate) fn by_volume(points: &[SizePoint]) -> GrowthMap {
     series.into_iter().map(|(volume, sizes)| (volume.clone(), growth(&sizes))).collect()
 }
 
+/// Each volume's sizes over the [`WINDOW`] before its newest stat, thinned
+/// to at most [`SPARK_POINTS`] measured points, oldest first: the dashboard's
+/// sparklines.
+pub(crate) type SparkMap = HashMap<VolumeName, Arc<[(Timestamp, u64)]>>;
+
+/// Most points of one sparkline.
+pub(crate) const SPARK_POINTS: usize = 60;
+
+/// Groups `points` by volume into sparklines (see [`SparkMap`]); the point
+/// before the window that deltas are measured against is left out.
+pub(crate) fn sparks_by_volume(points: &[SizePoint]) -> SparkMap {
+    let mut series: HashMap<&VolumeName, Vec<(Timestamp, u64)>> = HashMap::new();
+    for point in points {
+        series.entry(&point.volume).or_default().push((point.ts, point.size_bytes));
+    }
+    let window = time::Duration::try_from(WINDOW).unwrap_or(time::Duration::ZERO);
+    series
+        .into_iter()
+        .map(|(volume, mut sizes)| {
+            sizes.sort_by_key(|&(ts, _)| ts);
+            let start = sizes.last().map(|&(newest, _)| newest - window);
+            sizes.retain(|&(ts, _)| start.is_none_or(|start| ts >= start));
+            let thinned = crate::dashboard::thin(&sizes, |p| p.0, SPARK_POINTS);
+            (volume.clone(), Arc::from(thinned))
+        })
+        .collect()
+}
+
 /// Every volume's growth at one data version, and what it was computed from.
 struct Snapshot {
     version: u64,
     map: Arc<GrowthMap>,
+    sparks: Arc<SparkMap>,
     /// Each volume's newest stat (id and time) when the map was computed.
     newest: HashMap<VolumeName, (i64, Timestamp)>,
     /// When every volume's sizes were last read.
@@ -71,8 +100,8 @@ impl GrowthCache {
         self.current.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    fn at(&self, version: u64) -> Option<Arc<GrowthMap>> {
-        self.snapshot().filter(|s| s.version == version).map(|s| Arc::clone(&s.map))
+    fn at(&self, version: u64) -> Option<Arc<Snapshot>> {
+        self.snapshot().filter(|s| s.version == version)
     }
 }
 
@@ -113,7 +142,7 @@ fn refresh<S: Sizes + ?Sized>(
                 .collect();
             (changed.len() <= MAX_ONE_BY_ONE).then_some(changed)
         });
-    let (map, full_at, history) = match (changed, previous) {
+    let (map, sparks, full_at, history) = match (changed, previous) {
         (Some(changed), Some(previous)) => {
             let mut map: GrowthMap = previous
                 .map
@@ -121,45 +150,73 @@ fn refresh<S: Sizes + ?Sized>(
                 .filter(|(volume, _)| newest.contains_key(*volume))
                 .map(|(volume, growth)| (volume.clone(), *growth))
                 .collect();
+            let mut sparks: SparkMap = previous
+                .sparks
+                .iter()
+                .filter(|(volume, _)| newest.contains_key(*volume))
+                .map(|(volume, spark)| (volume.clone(), Arc::clone(spark)))
+                .collect();
             for volume in changed {
-                match by_volume(&repo.sizes(Some(volume))?).remove(volume) {
+                let points = repo.sizes(Some(volume))?;
+                match by_volume(&points).remove(volume) {
                     Some(growth) => map.insert(volume.clone(), growth),
                     None => map.remove(volume),
                 };
+                match sparks_by_volume(&points).remove(volume) {
+                    Some(spark) => sparks.insert(volume.clone(), spark),
+                    None => sparks.remove(volume),
+                };
             }
-            (map, previous.full_at, previous.history)
+            (map, sparks, previous.full_at, previous.history)
         }
-        _ => (by_volume(&repo.sizes(None)?), Instant::now(), history),
+        _ => {
+            let points = repo.sizes(None)?;
+            (by_volume(&points), sparks_by_volume(&points), Instant::now(), history)
+        }
     };
-    Ok(Snapshot { version, map: Arc::new(map), newest, full_at, history })
+    Ok(Snapshot { version, map: Arc::new(map), sparks: Arc::new(sparks), newest, full_at, history })
 }
 
 /// The growth of every volume (removed ones too), computed at most once per
 /// data version.
 pub(crate) async fn all(state: &AppState) -> Result<Arc<GrowthMap>, ApiError> {
+    Ok(Arc::clone(&current(state).await?.map))
+}
+
+/// The growth and sparkline of every volume, of one data version.
+pub(crate) async fn with_sparks(
+    state: &AppState,
+) -> Result<(Arc<GrowthMap>, Arc<SparkMap>), ApiError> {
+    let snapshot = current(state).await?;
+    Ok((Arc::clone(&snapshot.map), Arc::clone(&snapshot.sparks)))
+}
+
+/// The snapshot of the current data version, computed by one request when
+/// the version moved while the others wait for it.
+async fn current(state: &AppState) -> Result<Arc<Snapshot>, ApiError> {
     let cache = &state.growth;
-    if let Some(map) = cache.at(state.scheduler.data_version()) {
-        return Ok(map);
+    if let Some(snapshot) = cache.at(state.scheduler.data_version()) {
+        return Ok(snapshot);
     }
     let _computing = cache.computing.lock().await;
     // Read before the queries: a write during them leaves the map tagged older.
     let version = state.scheduler.data_version();
-    if let Some(map) = cache.at(version) {
-        return Ok(map);
+    if let Some(snapshot) = cache.at(version) {
+        return Ok(snapshot);
     }
     let history = state.scheduler.history_version();
     let (repo, previous) = (Arc::clone(&state.repo), cache.snapshot());
-    let snapshot = block(move || refresh(&*repo, previous.as_deref(), version, history)).await?;
-    let map = Arc::clone(&snapshot.map);
-    *cache.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(snapshot));
-    Ok(map)
+    let snapshot =
+        Arc::new(block(move || refresh(&*repo, previous.as_deref(), version, history)).await?);
+    *cache.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&snapshot));
+    Ok(snapshot)
 }
 
 /// The growth of one volume: from the shared map when it is current, else
 /// from that volume's sizes alone (one volume's query is cheap).
 pub(crate) async fn of(state: &AppState, volume: &VolumeName) -> Result<Growth, ApiError> {
-    if let Some(map) = state.growth.at(state.scheduler.data_version()) {
-        return Ok(map.get(volume).copied().unwrap_or(Growth::UNKNOWN));
+    if let Some(snapshot) = state.growth.at(state.scheduler.data_version()) {
+        return Ok(snapshot.map.get(volume).copied().unwrap_or(Growth::UNKNOWN));
     }
     let repo = Arc::clone(&state.repo);
     let lookup = volume.clone();
@@ -322,6 +379,7 @@ mod tests {
         let old = Snapshot {
             version: 2,
             map: Arc::clone(&second.map),
+            sparks: Arc::clone(&second.sparks),
             newest: second.newest.clone(),
             full_at: Instant::now().checked_sub(FULL_REFRESH).unwrap(),
             history: 0,

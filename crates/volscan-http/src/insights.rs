@@ -57,11 +57,15 @@ fn before(ts: Timestamp, span: Duration) -> Timestamp {
 }
 
 /// A filesystem holding present volumes, before it becomes JSON.
-struct Filesystem {
-    newest: FilesystemSample,
-    forecast: Forecast,
-    volume_count: u64,
-    volumes_bytes: u64,
+pub(crate) struct Filesystem {
+    /// Its newest sample.
+    pub newest: FilesystemSample,
+    /// Its fill forecast over the week before that sample.
+    pub forecast: Forecast,
+    /// How many present volumes it holds.
+    pub volume_count: u64,
+    /// Their latest sizes, summed.
+    pub volumes_bytes: u64,
 }
 
 impl Filesystem {
@@ -141,15 +145,21 @@ fn filesystems(
     Ok(listed)
 }
 
-/// What the summary is computed from, read in one blocking call.
-struct Inputs {
-    present: Vec<Volume>,
-    latest: Vec<VolumeStat>,
-    failed: Vec<ScanRun>,
-    filesystems: Vec<Filesystem>,
+/// What the summary (and the dashboard's overview) is computed from, read
+/// in one blocking call.
+pub(crate) struct Inputs {
+    /// The volumes Docker has now.
+    pub present: Vec<Volume>,
+    /// Every volume's latest stat.
+    pub latest: Vec<VolumeStat>,
+    /// The newest failed runs, newest first (empty unless asked for).
+    pub failed: Vec<ScanRun>,
+    /// The filesystems holding present volumes.
+    pub filesystems: Vec<Filesystem>,
 }
 
-fn read_inputs(repo: &dyn ReadRepository, failures: bool) -> Result<Inputs, RepoError> {
+/// Reads the summary's inputs; the failed runs only when `failures`.
+pub(crate) fn read_inputs(repo: &dyn ReadRepository, failures: bool) -> Result<Inputs, RepoError> {
     let present = repo.volumes(false)?;
     let latest = repo.latest_stats()?;
     let filesystems = {
@@ -258,7 +268,15 @@ fn summarize(inputs: &Inputs, growth: &growth::GrowthMap) -> SummaryJson {
             .filter(|fs| fs.forecast.full_at.is_some())
             .map(Filesystem::json)
             .collect(),
-        failing: failing(present, &latest, &inputs.failed),
+        failing: failing(present, &latest, &inputs.failed)
+            .iter()
+            .map(|run| FailingJson {
+                name: run.volume.to_string(),
+                scan_id: run.scan_id.to_string(),
+                error_message: run.error_message.clone(),
+                completed_at: opt_time(run.completed_at),
+            })
+            .collect(),
         last_scan_at: opt_time(measured.iter().map(|stat| stat.ts).max()),
         oldest_scan_at: opt_time(measured.iter().map(|stat| stat.ts).min()),
     }
@@ -268,11 +286,11 @@ fn summarize(inputs: &Inputs, growth: &growth::GrowthMap) -> SummaryJson {
 /// run (among `failed`, newest first) is not followed by a completed scan.
 /// A run queued, running or canceled since does not clear the failure;
 /// only a measurement does. Most recent failure first.
-fn failing(
+pub(crate) fn failing<'a>(
     present: &[Volume],
     latest: &HashMap<&VolumeName, &VolumeStat>,
-    failed: &[ScanRun],
-) -> Vec<FailingJson> {
+    failed: &'a [ScanRun],
+) -> Vec<&'a ScanRun> {
     let present: HashSet<&VolumeName> = present.iter().map(|v| &v.name).collect();
     let mut seen = HashSet::new();
     let mut listed: Vec<&ScanRun> = failed
@@ -286,12 +304,4 @@ fn failing(
         .collect();
     listed.sort_by_key(|run| Reverse(run.completed_at.unwrap_or(run.queued_at)));
     listed
-        .iter()
-        .map(|run| FailingJson {
-            name: run.volume.to_string(),
-            scan_id: run.scan_id.to_string(),
-            error_message: run.error_message.clone(),
-            completed_at: opt_time(run.completed_at),
-        })
-        .collect()
 }

@@ -8,6 +8,7 @@
 //! and the scheduler through its handle; the binary wires all three in.
 
 mod cache;
+mod dashboard;
 mod dirs;
 mod error;
 mod growth;
@@ -69,6 +70,12 @@ pub struct AppState {
     growth: Arc<growth::GrowthCache>,
     /// Rendered `GET /filesystems` and `GET /summary` answers.
     insights: Arc<cache::Rendered<insights::Insight>>,
+    /// `AUTH_READ`: reads need the token too (when one is set).
+    auth_read: bool,
+    /// `VOLSCAN_DASHBOARD`: whether the pages are served.
+    dashboard: bool,
+    /// The dashboard's logged-in sessions.
+    sessions: Arc<dashboard::Sessions>,
 }
 
 impl AppState {
@@ -93,7 +100,26 @@ impl AppState {
             volumes: Arc::default(),
             growth: Arc::default(),
             insights: Arc::default(),
+            auth_read: false,
+            dashboard: true,
+            sessions: Arc::default(),
         }
+    }
+
+    /// Serves the dashboard (the default) or not (`VOLSCAN_DASHBOARD`).
+    #[must_use]
+    pub fn with_dashboard(mut self, enabled: bool) -> Self {
+        self.dashboard = enabled;
+        self
+    }
+
+    /// Makes every read need the token too, when one is set (`AUTH_READ`):
+    /// the bearer header on the API and the metrics, a login on the pages;
+    /// `GET /api/v1/health` stays open.
+    #[must_use]
+    pub fn with_auth_read(mut self, enabled: bool) -> Self {
+        self.auth_read = enabled;
+        self
     }
 
     /// Has `GET /api/v1/health` run `check` whenever the volume source
@@ -116,10 +142,31 @@ fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     }))
 }
 
+/// With `AUTH_READ`, the bearer token on every API read and the metrics
+/// (writes check it themselves); `GET /api/v1/health` stays open for probes.
+async fn read_guard(
+    request: actix_web::dev::ServiceRequest,
+    next: middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let guarded = request
+        .app_data::<web::Data<AppState>>()
+        .filter(|state| state.auth_read && state.auth_token.is_some())
+        .map(|state| state.auth_token.clone());
+    if let Some(token) = guarded
+        && request.path() != "/api/v1/health"
+        && let Err(err) = guard::authorize(request.request(), token.as_deref())
+    {
+        let response = actix_web::ResponseError::error_response(&err);
+        return Ok(request.into_response(response));
+    }
+    Ok(next.call(request).await?.map_into_boxed_body())
+}
+
 /// Registers every route and the JSON error handlers on `config`; shared by
 /// `server` and the integration tests.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
+        let dashboard = state.dashboard;
         config
             .app_data(web::Data::new(state))
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
@@ -130,6 +177,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .service(
                 web::scope("/api/v1")
+                    .wrap(middleware::from_fn(read_guard))
                     .wrap(middleware::from_fn(error::log_server_errors))
                     .service(
                         resource("/volumes/{name}/scan", "POST")
@@ -183,10 +231,14 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .service(
                 resource("/metrics", "GET")
+                    .wrap(middleware::from_fn(read_guard))
                     .wrap(middleware::from_fn(error::log_server_errors))
                     .route(web::get().to(routes::metrics)),
-            )
-            .default_service(web::to(error::not_found));
+            );
+        if dashboard {
+            dashboard::configure(config);
+        }
+        config.default_service(web::to(error::not_found));
     }
 }
 
@@ -197,9 +249,11 @@ pub fn server(
     listener: std::net::TcpListener,
     state: AppState,
 ) -> std::io::Result<actix_web::dev::Server> {
-    Ok(HttpServer::new(move || App::new().configure(configure(state.clone())))
-        .listen(listener)?
-        .disable_signals()
-        .shutdown_timeout(2)
-        .run())
+    Ok(HttpServer::new(move || {
+        App::new().wrap(middleware::Compress::default()).configure(configure(state.clone()))
+    })
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(2)
+    .run())
 }

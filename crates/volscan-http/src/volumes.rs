@@ -27,7 +27,7 @@ const USERS_TTL: Duration = Duration::from_secs(5);
 
 /// Which containers use which volume, cached briefly; `None` when Docker
 /// does not answer.
-async fn users(state: &AppState) -> Option<Arc<Vec<VolumeUsers>>> {
+pub(crate) async fn users(state: &AppState) -> Option<Arc<Vec<VolumeUsers>>> {
     {
         let cache = state.users.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((at, users)) = cache.as_ref()
