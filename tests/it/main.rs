@@ -11,6 +11,7 @@ mod alerts;
 mod api;
 mod cli;
 mod crash;
+mod dashboard;
 mod e2e;
 mod engines;
 mod fuzz;

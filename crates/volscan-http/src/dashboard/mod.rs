@@ -190,23 +190,29 @@ fn now() -> Timestamp {
     Timestamp::now_utc()
 }
 
+/// A route for `GET` and `HEAD` (actix answers `HEAD` without the body).
+fn read() -> actix_web::Route {
+    use actix_web::guard;
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
 /// Registers the dashboard's routes on `config`.
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
     config
-        .service(web::resource("/").route(web::get().to(overview::overview)))
-        .service(web::resource("/volumes/{name}").route(web::get().to(volume::volume)))
-        .service(web::resource("/scans").route(web::get().to(scans::scans)))
-        .service(web::resource("/live/scans/{scan_id}").route(web::get().to(scans::live)))
+        .service(web::resource("/").route(read().to(overview::overview)))
+        .service(web::resource("/volumes/{name}").route(read().to(volume::volume)))
+        .service(web::resource("/scans").route(read().to(scans::scans)))
+        .service(web::resource("/live/scans/{scan_id}").route(read().to(scans::live)))
         .service(
             web::resource("/login")
-                .route(web::get().to(actions::login_form))
+                .route(read().to(actions::login_form))
                 .route(web::post().to(actions::login)),
         )
         .service(web::resource("/logout").route(web::post().to(actions::logout)))
         .service(web::resource("/actions/scan-all").route(web::post().to(actions::scan_all)))
         .service(web::resource("/actions/scan/{name}").route(web::post().to(actions::scan_volume)))
         .service(web::resource("/actions/cancel/{scan_id}").route(web::post().to(actions::cancel)))
-        .service(web::resource("/assets/{file}").route(web::get().to(assets::serve)));
+        .service(web::resource("/assets/{file}").route(read().to(assets::serve)));
 }
 
 #[cfg(test)]

@@ -270,7 +270,8 @@ fn directories(read: &DirsRead, compare_key: &str, range_key: &str, now: Timesta
                                 td.num { (format::size(dir.size_bytes)) }
                                 @match delta {
                                     Some(d) => td.num class=[match d.signum() { 1 => Some("up"), -1 => Some("down"), _ => None }] { (format::delta(*d)) },
-                                    None => td.num.muted title="not listed in the compared scan" { "new" },
+                                    None if compared.is_some() => td.num.muted title="not listed in the compared scan" { "new" },
+                                    None => td.num.muted { "—" },
                                 }
                                 td.num { @match dir.file_count { Some(n) => (format::count(n)), None => "—" } }
                             }
