@@ -19,16 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use volscan_domain::{
-    DiscoveredVolume, EngineChain, NewScanRun, Repository, RunOutcome, ScanId, ScanMethod,
-    Timestamp, Trigger, Usage, VolumeKind, VolumeName,
-};
+use volscan_domain::{EngineChain, Repository, ScanMethod, Timestamp, VolumeName};
 use volscan_repo::DieselRepository;
 use volscan_scheduler::{Clock, SchedulerBuilder, SchedulerOptions, StaticSource};
 use volscan_testing::docker::{TestContainer, TestVolume, test_image};
 use volscan_testing::{PgDatabase, TempDir};
 
-use crate::support::{ServerProcess, du_bytes, everything_but, unique_prefix};
+use crate::support::{ServerProcess, du_bytes, everything_but, seed, unique_prefix};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -42,33 +39,6 @@ fn write(path: &Path, bytes: u64) {
     }
     data.truncate(bytes as usize);
     std::fs::write(path, data).unwrap();
-}
-
-/// Completes one run of `volume` measuring `size`, stamped `at` (history).
-fn seed(repo: &DieselRepository, volume: &TestVolume, size: u64, at: Timestamp) {
-    let discovered = DiscoveredVolume {
-        name: VolumeName::new(volume.name()).unwrap(),
-        driver: "local".into(),
-        mountpoint: volume.mountpoint().to_path_buf(),
-        kind: VolumeKind::Volume,
-        labels: Default::default(),
-        created_at: None,
-    };
-    repo.upsert_volume(&discovered, at).unwrap();
-    let run = NewScanRun {
-        scan_id: ScanId::new(),
-        volume: discovered.name.clone(),
-        batch_id: None,
-        trigger: Trigger::Manual,
-        queued_at: at,
-    };
-    let scan_id = repo.enqueue(run).unwrap().run.scan_id;
-    let claimed = repo.claim_next(at).unwrap().unwrap();
-    assert_eq!(claimed.scan_id, scan_id, "the seed claimed another run");
-    let usage = Usage { size_bytes: size, ..Usage::default() };
-    let outcome =
-        RunOutcome::Completed { usage, method: ScanMethod::Du, duration: Duration::from_secs(1) };
-    repo.record_outcome(scan_id, outcome, at).unwrap();
 }
 
 /// Polls `GET path` until `done` holds for its body; returns it.

@@ -9,6 +9,7 @@
 
 mod alerts;
 mod api;
+mod browser;
 mod cli;
 mod crash;
 mod dashboard;
@@ -26,3 +27,4 @@ mod scheduler;
 mod security;
 mod support;
 mod unprivileged;
+mod webdriver;

@@ -294,3 +294,39 @@ pub fn filled_volumes(
         })
         .collect()
 }
+
+/// Completes one run of `volume` measuring `size`, stamped `at` (history).
+pub fn seed(
+    repo: &volscan_repo::DieselRepository,
+    volume: &volscan_testing::docker::TestVolume,
+    size: u64,
+    at: volscan_domain::Timestamp,
+) {
+    use volscan_domain::{
+        DiscoveredVolume, NewScanRun, Repository, RunOutcome, ScanId, ScanMethod, Trigger, Usage,
+        VolumeKind, VolumeName,
+    };
+    let discovered = DiscoveredVolume {
+        name: VolumeName::new(volume.name()).unwrap(),
+        driver: "local".into(),
+        mountpoint: volume.mountpoint().to_path_buf(),
+        kind: VolumeKind::Volume,
+        labels: Default::default(),
+        created_at: None,
+    };
+    repo.upsert_volume(&discovered, at).unwrap();
+    let run = NewScanRun {
+        scan_id: ScanId::new(),
+        volume: discovered.name.clone(),
+        batch_id: None,
+        trigger: Trigger::Manual,
+        queued_at: at,
+    };
+    let scan_id = repo.enqueue(run).unwrap().run.scan_id;
+    let claimed = repo.claim_next(at).unwrap().unwrap();
+    assert_eq!(claimed.scan_id, scan_id, "the seed claimed another run");
+    let usage = Usage { size_bytes: size, ..Usage::default() };
+    let outcome =
+        RunOutcome::Completed { usage, method: ScanMethod::Du, duration: Duration::from_secs(1) };
+    repo.record_outcome(scan_id, outcome, at).unwrap();
+}
