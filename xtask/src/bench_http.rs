@@ -79,7 +79,7 @@ fn fill(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -102,7 +102,7 @@ fn warm(port: u16, path: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn wait_for(port: u16, path: &str) -> anyhow::Result<()> {
+pub(crate) fn wait_for(port: u16, path: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {

@@ -50,31 +50,31 @@ impl Version {
 /// renders it again.
 pub(crate) const TTL: Duration = Duration::from_secs(5);
 
-/// One rendered answer.
-struct Entry {
+/// One rendered answer (or, for the dashboard, the data a page is drawn from).
+struct Entry<V> {
     version: Version,
     at: Instant,
-    body: Bytes,
+    body: V,
 }
 
 /// Rendered answers by key. Keys come from validated query parameters, so
 /// there are only a few of them.
-pub(crate) struct Rendered<K> {
-    entries: Mutex<HashMap<K, Entry>>,
+pub(crate) struct Rendered<K, V = Bytes> {
+    entries: Mutex<HashMap<K, Entry<V>>>,
 }
 
-impl<K> Default for Rendered<K> {
+impl<K, V> Default for Rendered<K, V> {
     fn default() -> Self {
         Rendered { entries: Mutex::new(HashMap::new()) }
     }
 }
 
-impl<K: Hash + Eq> Rendered<K> {
+impl<K: Hash + Eq, V: Clone> Rendered<K, V> {
     /// The answer for `key` when it was rendered at `version` less than
     /// [`TTL`] ago. An answer of `version` that is older than that is
     /// `None` once: the caller renders it again, while other requests keep
     /// getting the old one until it does.
-    pub(crate) fn fresh(&self, key: &K, version: Version) -> Option<Bytes> {
+    pub(crate) fn fresh(&self, key: &K, version: Version) -> Option<V> {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = entries.get_mut(key).filter(|entry| entry.version == version)?;
         if entry.at.elapsed() < TTL {
@@ -87,7 +87,7 @@ impl<K: Hash + Eq> Rendered<K> {
     /// Keeps `body`, rendered from data read at `version`, for `key`, and
     /// drops the answers of other versions (stale, and up to a few hundred
     /// kilobytes each).
-    pub(crate) fn store(&self, key: K, version: Version, body: Bytes) {
+    pub(crate) fn store(&self, key: K, version: Version, body: V) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.retain(|_, entry| entry.version == version);
         entries.insert(key, Entry { version, at: Instant::now(), body });

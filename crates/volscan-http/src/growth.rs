@@ -52,7 +52,7 @@ pub(crate) fn by_volume(points: &[SizePoint]) -> GrowthMap {
 pub(crate) type SparkMap = HashMap<VolumeName, Arc<[(Timestamp, u64)]>>;
 
 /// Most points of one sparkline.
-pub(crate) const SPARK_POINTS: usize = 60;
+pub(crate) const SPARK_POINTS: usize = 30;
 
 /// Groups `points` by volume into sparklines (see [`SparkMap`]); the point
 /// before the window that deltas are measured against is left out.

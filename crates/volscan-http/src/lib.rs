@@ -74,8 +74,8 @@ pub struct AppState {
     auth_read: bool,
     /// `VOLSCAN_DASHBOARD`: whether the pages are served.
     dashboard: bool,
-    /// The dashboard's logged-in sessions.
-    sessions: Arc<dashboard::Sessions>,
+    /// The dashboard's sessions and kept data.
+    pages: Arc<dashboard::Pages>,
 }
 
 impl AppState {
@@ -102,7 +102,7 @@ impl AppState {
             insights: Arc::default(),
             auth_read: false,
             dashboard: true,
-            sessions: Arc::default(),
+            pages: Arc::default(),
         }
     }
 

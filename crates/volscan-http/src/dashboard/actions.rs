@@ -32,7 +32,7 @@ fn guard(
     state: &AppState,
     form: &ActionForm,
 ) -> Result<Viewer, HttpResponse> {
-    let viewer = Viewer::of(request, &state.sessions, state.auth_token.is_some());
+    let viewer = Viewer::of(request, &state.pages.sessions, state.auth_token.is_some());
     let back = session::local_path(form.back.as_deref());
     let refuse = |status: StatusCode, message: &str| {
         let body =
@@ -153,7 +153,7 @@ pub(crate) async fn login_form(
     query: web::Query<LoginQuery>,
 ) -> HttpResponse {
     let next = session::local_path(query.next.as_deref());
-    let viewer = Viewer::of(&request, &state.sessions, state.auth_token.is_some());
+    let viewer = Viewer::of(&request, &state.pages.sessions, state.auth_token.is_some());
     if !viewer.auth || viewer.session.is_some() {
         return see_other(&next);
     }
@@ -174,7 +174,7 @@ pub(crate) async fn login(
     form: web::Form<LoginForm>,
 ) -> HttpResponse {
     let next = session::local_path(form.next.as_deref());
-    let viewer = Viewer::of(&request, &state.sessions, state.auth_token.is_some());
+    let viewer = Viewer::of(&request, &state.pages.sessions, state.auth_token.is_some());
     let Some(token) = state.auth_token.as_deref() else { return see_other(&next) };
     if !session::same_origin(&request) {
         return login_page(
@@ -197,7 +197,7 @@ pub(crate) async fn login(
             Some("That is not the token."),
         );
     }
-    let (id, _csrf) = state.sessions.create(Instant::now());
+    let (id, _csrf) = state.pages.sessions.create(Instant::now());
     let mut response = see_other(&next);
     if let Err(err) = response.add_cookie(&session::cookie(id)) {
         tracing::error!(error = %err, "could not set the session cookie");
@@ -216,7 +216,7 @@ pub(crate) async fn logout(
         Err(answer) => return answer,
     };
     if let Some((id, _)) = &viewer.session {
-        state.sessions.remove(id);
+        state.pages.sessions.remove(id);
     }
     let mut response = see_other("/");
     if let Err(err) = response.add_cookie(&session::cleared()) {

@@ -4,6 +4,8 @@
 //! `<title>`, which browsers show on hover. Colours come from the
 //! stylesheet (classes), so the charts follow the light or dark theme.
 
+use std::fmt::Write;
+
 use maud::{Markup, html};
 use volscan_domain::Timestamp;
 
@@ -33,12 +35,20 @@ pub(crate) fn sparkline(points: &[(Timestamp, u64)]) -> Markup {
         return html! { span.muted title=(title) { "one scan" } };
     }
     let scale = Scale::new(points, SPARK.0, SPARK.1, 2.0);
-    let line = scale.polyline(points.iter().map(|&(ts, v)| (ts, v)));
+    // Whole pixels: a 120 × 24 line needs no finer steps, and a table of
+    // 1,000 rows stays light.
+    let mut line = String::with_capacity(points.len() * 7);
+    for &(ts, value) in points {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        // Within 0..=120 and 0..=24: the conversions cannot overflow.
+        let _ = write!(line, "{},{}", scale.x(ts).round() as i32, scale.y(value).round() as i32);
+    }
     html! {
-        svg.spark viewBox={ "0 0 " (SPARK.0) " " (SPARK.1) } width=(SPARK.0) height=(SPARK.1)
-            role="img" aria-label=(title) {
+        svg.spark viewBox={ "0 0 " (SPARK.0) " " (SPARK.1) } role="img" {
             title { (title) }
-            polyline.size points=(line) {}
+            polyline points=(line) {}
         }
     }
 }
@@ -79,17 +89,6 @@ impl Scale {
         }
         let above = value.saturating_sub(self.lo) as f64;
         self.height - self.pad - above / span * (self.height - 2.0 * self.pad)
-    }
-
-    fn polyline(&self, points: impl Iterator<Item = (Timestamp, u64)>) -> String {
-        let mut out = String::new();
-        for (ts, value) in points {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(&format!("{:.1},{:.1}", self.x(ts), self.y(value)));
-        }
-        out
     }
 }
 
@@ -159,8 +158,7 @@ pub(crate) fn time_chart(points: &[ChartPoint], range_label: &str) -> Markup {
     let apparent: Vec<(Timestamp, u64)> =
         points.iter().filter_map(|p| Some((p.ts, p.apparent?))).collect();
     let apparent_line = line(&mut apparent.iter().copied());
-    let within_a_day = (t1 - t0) <= time::Duration::days(1);
-    let ticks = 5;
+    let ticks = if (t1 - t0) <= time::Duration::days(7) { 4 } else { 5 };
     let x_ticks: Vec<Timestamp> =
         if t1 > t0 { (0..=ticks).map(|i| t0 + (t1 - t0) * i / ticks).collect() } else { vec![t0] };
     let label = format!("Size over {range_label}: {} points", points.len());
@@ -175,7 +173,7 @@ pub(crate) fn time_chart(points: &[ChartPoint], range_label: &str) -> Markup {
             }
             @for tick in &x_ticks {
                 text.axis x=(x(*tick)) y=(CHART.1 - 8.0) text-anchor="middle" {
-                    (format::axis_time(*tick, within_a_day))
+                    (format::axis_time(*tick, t1 - t0))
                 }
             }
             @if apparent.len() >= 2 {

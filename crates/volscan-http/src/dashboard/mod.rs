@@ -34,8 +34,15 @@ use volscan_domain::{ScanRun, ScanStatus, Timestamp};
 
 use crate::{ApiError, AppState};
 pub(crate) use chart::thin;
-pub(crate) use session::Sessions;
-use session::Viewer;
+use session::{Sessions, Viewer};
+
+/// What the pages keep between requests: the logged-in sessions, and the
+/// overview's data of the current version.
+#[derive(Default)]
+pub(crate) struct Pages {
+    sessions: Sessions,
+    overview: crate::cache::Rendered<(), std::sync::Arc<overview::Read>>,
+}
 
 /// The Content-Security-Policy of every page: only this origin's files, no
 /// inline script or style, no framing, forms only to this origin.
@@ -150,7 +157,7 @@ fn here(request: &HttpRequest) -> String {
 /// The viewer of `request`, or the redirect to `/login` when `AUTH_READ`
 /// makes every page need a session and there is none.
 fn reader(request: &HttpRequest, state: &AppState) -> Result<Viewer, HttpResponse> {
-    let viewer = Viewer::of(request, &state.sessions, state.auth_token.is_some());
+    let viewer = Viewer::of(request, &state.pages.sessions, state.auth_token.is_some());
     if state.auth_read && viewer.auth && viewer.session.is_none() {
         return Err(see_other(&format!("/login?next={}", encode(&here(request)))));
     }

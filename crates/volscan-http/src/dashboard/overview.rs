@@ -18,6 +18,7 @@ use volscan_domain::{
 use volscan_scheduler::SchedulerStatus;
 
 use super::{Nav, chart, encode, error_page, format, here, layout, page, reader};
+use crate::cache::Version;
 use crate::insights::{self, Filesystem, Inputs};
 use crate::routes::block;
 use crate::{ApiError, AppState, growth};
@@ -108,18 +109,20 @@ impl Row<'_> {
 }
 
 /// Everything the page shows, read in one blocking call.
-struct Read {
+pub(crate) struct Read {
     inputs: Inputs,
     active: Vec<ScanRun>,
 }
 
 fn read(repo: &dyn volscan_domain::ReadRepository) -> Result<Read, volscan_domain::RepoError> {
-    let inputs = insights::read_inputs(repo, true)?;
+    // Active runs first: a scan that completes meanwhile shows as still
+    // active beside its old size, never as done without its new size.
     let mut active =
         repo.runs(&RunFilter { limit: Some(500), ..RunFilter::with_status(ScanStatus::Running) })?;
     active.extend(
         repo.runs(&RunFilter { limit: Some(500), ..RunFilter::with_status(ScanStatus::Queued) })?,
     );
+    let inputs = insights::read_inputs(repo, true)?;
     Ok(Read { inputs, active })
 }
 
@@ -150,11 +153,22 @@ pub(crate) async fn overview(
 /// The page body for `query`, as of now.
 pub(crate) async fn render(state: &AppState, query: &OverviewQuery) -> Result<Markup, ApiError> {
     let (growth, sparks) = growth::with_sparks(state).await?;
-    let repo = Arc::clone(&state.repo);
-    let Read { inputs, active } = block(move || read(&*repo)).await?;
+    // The data is kept like the API's answers (same version, at most
+    // `cache::TTL` old); the page, with its relative times, is drawn anew.
+    let version = Version::now(state);
+    let data = match state.pages.overview.fresh(&(), version) {
+        Some(data) => data,
+        None => {
+            let repo = Arc::clone(&state.repo);
+            let data = Arc::new(block(move || read(&*repo)).await?);
+            state.pages.overview.store((), version, Arc::clone(&data));
+            data
+        }
+    };
+    let Read { inputs, active } = &*data;
     let status = state.scheduler.status();
     let docker_down = inputs.present.is_empty() && !source_answers(state).await;
-    Ok(body(&inputs, &active, &growth, &sparks, &status, query, docker_down, super::now()))
+    Ok(body(inputs, active, &growth, &sparks, &status, query, docker_down, super::now()))
 }
 
 /// Lays the page out.
@@ -331,7 +345,7 @@ fn scheduler(status: &SchedulerStatus, now: Timestamp) -> Markup {
     html! {
         dl.facts {
             dt { "State" } dd { @if status.running { "running" } @else { strong.up { "stopped" } } }
-            dt { "Last periodic run" } dd { (format::when_or(status.last_run_at, now, "none yet")) }
+            dt { "Last run of all volumes" } dd { (format::when_or(status.last_run_at, now, "none yet")) }
             dt { "Next periodic run" } dd { (format::when_or(status.next_run_at, now, "not scheduled")) }
             dt { "Scanning" } dd { (status.active_scans) " of " (status.worker_count) " workers" }
             dt { "Queue" } dd { (status.queue_depth) " of " (status.queue_capacity) }

@@ -94,10 +94,14 @@ async fn render(
         let Some(volume) = repo.volume(&lookup)? else { return Ok(None) };
         let filter =
             RunFilter { volume: Some(lookup.clone()), limit: Some(RUNS), ..RunFilter::default() };
+        // Runs first: a scan that completes while this reads then shows
+        // its run still active (and the script reloads the page), never a
+        // completed run beside the size from before it.
+        let runs = repo.runs(&filter)?;
         Ok(Some(Read {
+            runs,
             latest: repo.latest_stat(&lookup)?,
             history: repo.history(&lookup, since, None, MAX_HISTORY)?,
-            runs: repo.runs(&filter)?,
             dirs: dirs::read(&*repo, &lookup, Some(window))?,
             volume,
         }))
