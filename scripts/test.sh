@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every volscan test on a fresh Debian machine, as root:
 # it installs what the tests need (PostgreSQL, diskus, promtool, busybox, docker-compose, systemd-analyze,
-# strip, schemathesis, cargo-deny), starts a throwaway
+# strip, Chromium and chromedriver, schemathesis, cargo-deny), starts a throwaway
 # PostgreSQL cluster, runs `cargo xtask ci` against it, and stops the cluster.
 set -euo pipefail
 
@@ -50,6 +50,12 @@ fi
 if ! command -v strip >/dev/null 2>&1; then
   log "installing binutils (for strip)"
   apt_install binutils
+fi
+
+# --- Chromium and chromedriver, for the dashboard's browser tests (Debian's packages) ---
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  log "installing chromium and chromium-driver"
+  apt_install chromium chromium-driver
 fi
 
 PG_BIN="$(pg_bin)"

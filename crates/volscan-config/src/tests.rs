@@ -157,7 +157,7 @@ const CASES: &[Case] = &[
         valid: r#"["native","du"]"#,
         parsed: "[Native, Du]",
         invalid: "du,ncdu",
-        error: r#"invalid SCAN_METHODS_ORDER="du,ncdu" (from the environment): unknown method "ncdu"; expected a non-empty list of distinct methods from diskus, du, native, such as diskus,du,native or ["du","native"]"#,
+        error: r#"invalid SCAN_METHODS_ORDER="du,ncdu" (from the environment): unknown method "ncdu"; expected a non-empty list of distinct methods from diskus, du, native, such as native,diskus,du or ["du","native"]"#,
     },
     Case {
         variable: "SCAN_BIND_MOUNTS_ENABLED",
@@ -251,6 +251,20 @@ const CASES: &[Case] = &[
         error: r#"invalid AUTH_TOKEN="***" (from the environment): expected printable ascii without spaces, or empty for none"#,
     },
     Case {
+        variable: "AUTH_READ",
+        valid: "yes",
+        parsed: "true",
+        invalid: "sometimes",
+        error: r#"invalid AUTH_READ="sometimes" (from the environment): expected true or false (also 1/0, yes/no)"#,
+    },
+    Case {
+        variable: "VOLSCAN_DASHBOARD",
+        valid: "0",
+        parsed: "false",
+        invalid: "off",
+        error: r#"invalid VOLSCAN_DASHBOARD="off" (from the environment): expected true or false (also 1/0, yes/no)"#,
+    },
+    Case {
         variable: "RUST_LOG",
         valid: "info,volscan=debug",
         parsed: r#""info,volscan=debug""#,
@@ -340,7 +354,7 @@ fn no_sources_give_the_spec_defaults() {
          SCAN_INTERVAL=6h\n\
          SCAN_CONCURRENCY=2\n\
          SCAN_TIMEOUT_PER_VOLUME=2m\n\
-         SCAN_METHODS_ORDER=diskus,du,native\n\
+         SCAN_METHODS_ORDER=native,diskus,du\n\
          SCAN_BIND_MOUNTS_ENABLED=false\n\
          SCAN_BIND_ALLOWLIST=\n\
          SCAN_SKIP_PATTERN='^docker_|^builder_|^containerd'\n\
@@ -365,7 +379,7 @@ fn no_sources_give_the_spec_defaults() {
     assert_eq!(scan.timeout_per_volume, Duration::from_secs(120));
     assert_eq!(
         scan.methods_order,
-        [ScanMethodName::Diskus, ScanMethodName::Du, ScanMethodName::Native]
+        [ScanMethodName::Native, ScanMethodName::Diskus, ScanMethodName::Du]
     );
     assert!(!scan.bind_mounts_enabled);
     assert!(scan.bind_allowlist.is_empty());
@@ -508,12 +522,12 @@ fn lists_in_every_form() {
     check_error(
         order,
         "du,du",
-        r#"invalid SCAN_METHODS_ORDER="du,du" (from the environment): "du" is listed twice; expected a non-empty list of distinct methods from diskus, du, native, such as diskus,du,native or ["du","native"]"#,
+        r#"invalid SCAN_METHODS_ORDER="du,du" (from the environment): "du" is listed twice; expected a non-empty list of distinct methods from diskus, du, native, such as native,diskus,du or ["du","native"]"#,
     );
     check_error(
         order,
         "",
-        r#"invalid SCAN_METHODS_ORDER="" (from the environment): the list is empty; expected a non-empty list of distinct methods from diskus, du, native, such as diskus,du,native or ["du","native"]"#,
+        r#"invalid SCAN_METHODS_ORDER="" (from the environment): the list is empty; expected a non-empty list of distinct methods from diskus, du, native, such as native,diskus,du or ["du","native"]"#,
     );
 
     let allowlist = "SCAN_BIND_ALLOWLIST";
@@ -1118,6 +1132,8 @@ DOCKER_HOST='tcp://[::1]:2375'
 VOLSCAN_BIND='[::]:9000'
 RATE_LIMIT_RPM=1000000
 AUTH_TOKEN=
+AUTH_READ=false
+VOLSCAN_DASHBOARD=true
 RUST_LOG=info,volscan_http=debug
 "#;
     assert_eq!(render, expected);

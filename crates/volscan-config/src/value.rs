@@ -192,7 +192,7 @@ fn list_item(text: &str, expected: &str) -> Result<String, String> {
 
 /// The accepted form of `SCAN_METHODS_ORDER`.
 pub(crate) const METHODS_EXPECTED: &str = "expected a non-empty list of distinct methods from \
-    diskus, du, native, such as diskus,du,native or [\"du\",\"native\"]";
+    diskus, du, native, such as native,diskus,du or [\"du\",\"native\"]";
 
 /// `SCAN_METHODS_ORDER`: a non-empty list of distinct method names.
 pub(crate) fn methods(value: &Value) -> Result<Vec<ScanMethodName>, String> {

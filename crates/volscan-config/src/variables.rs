@@ -78,7 +78,7 @@ declare_variables! {
         methods_order: {
             name: "SCAN_METHODS_ORDER",
             doc: "methods in order of preference, distinct",
-            default: ScanMethodName::ALL.to_vec(),
+            default: ScanMethodName::DEFAULT_ORDER.to_vec(),
             parse: value::methods,
             render: |methods| render::comma_list(methods),
             mask: Mask::Nothing,
