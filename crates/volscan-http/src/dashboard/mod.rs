@@ -192,6 +192,25 @@ fn progress(run: &ScanRun) -> Markup {
     }
 }
 
+/// Whether containers use a volume: "in use", or "unused" with since when
+/// volscan has seen it so (or "as of volscan's first look", when it was
+/// already unused then: volscan cannot know for how long before).
+fn use_of(volume: &volscan_domain::Volume, now: Timestamp) -> Markup {
+    let first_look = |since: Timestamp| since <= volume.first_seen_at + time::Duration::minutes(2);
+    html! {
+        @match (volume.in_use, volume.unused_since) {
+            (Some(true), _) => "in use",
+            (Some(false), Some(since)) if first_look(since) => {
+                span.badge.unused { "unused" } " "
+                span.muted title={ "no container referred to it when volscan first looked, " (format::utc(since)) } { "since before volscan looked" }
+            }
+            (Some(false), Some(since)) => { span.badge.unused { "unused" } " " span.muted { "since " (format::when(since, now)) } }
+            (Some(false), None) => span.badge.unused { "unused" },
+            (None, _) => span.muted title="containers not looked at yet" { "—" },
+        }
+    }
+}
+
 /// When the page was drawn, for relative times.
 fn now() -> Timestamp {
     Timestamp::now_utc()

@@ -126,11 +126,15 @@ fn read(repo: &dyn volscan_domain::ReadRepository) -> Result<Read, volscan_domai
     Ok(Read { inputs, active })
 }
 
-/// Whether the volume source answers, asked only for the empty state.
-async fn source_answers(state: &AppState) -> bool {
+/// What Docker says while volscan knows no volume, asked only for the
+/// empty state: how many volumes it has, or `None` when it does not answer.
+async fn source_volumes(state: &AppState) -> Option<usize> {
     let source = Arc::clone(&state.source);
-    let ping = web::block(move || source.ping());
-    matches!(actix_web::rt::time::timeout(Duration::from_secs(2), ping).await, Ok(Ok(Ok(_))))
+    let listing = web::block(move || source.volumes());
+    match actix_web::rt::time::timeout(Duration::from_secs(2), listing).await {
+        Ok(Ok(Ok(volumes))) => Some(volumes.len()),
+        _ => None,
+    }
 }
 
 /// `GET /`.
@@ -167,8 +171,8 @@ pub(crate) async fn render(state: &AppState, query: &OverviewQuery) -> Result<Ma
     };
     let Read { inputs, active } = &*data;
     let status = state.scheduler.status();
-    let docker_down = inputs.present.is_empty() && !source_answers(state).await;
-    Ok(body(inputs, active, &growth, &sparks, &status, query, docker_down, super::now()))
+    let docker = if inputs.present.is_empty() { source_volumes(state).await } else { Some(0) };
+    Ok(body(inputs, active, &growth, &sparks, &status, query, docker, super::now()))
 }
 
 /// Lays the page out.
@@ -180,7 +184,7 @@ fn body(
     sparks: &growth::SparkMap,
     status: &SchedulerStatus,
     query: &OverviewQuery,
-    docker_down: bool,
+    docker: Option<usize>,
     now: Timestamp,
 ) -> Markup {
     let latest: HashMap<&VolumeName, &VolumeStat> =
@@ -216,7 +220,7 @@ fn body(
         h1 { "Docker volumes" }
         (cards(inputs, &latest, measured, now))
         @if inputs.present.is_empty() {
-            (empty_state(docker_down))
+            (empty_state(docker, status, now))
         } @else if measured == 0 {
             div.empty {
                 @if status.active_scans + status.queue_depth > 0 {
@@ -224,8 +228,12 @@ fn body(
                         (status.queue_depth) " queued; sizes appear here as each volume finishes." }
                     p { a href="/scans" { "Follow it on the Scans page" } }
                 } @else {
-                    p { strong { "No volume has been measured yet." } " Periodic scans run every "
-                        "interval; press “Scan all” to measure every volume now." }
+                    p { strong { "No volume has been measured yet." } " "
+                        @match status.next_run_at {
+                            Some(next) => { "The first periodic run starts " (format::when(next, now)) "; " }
+                            None => "Periodic scans are off; ",
+                        }
+                        "“Scan all” measures every volume now." }
                 }
             }
         }
@@ -269,11 +277,13 @@ fn cards(
         div.cards {
             div.card { div.label { "Volumes" } div.value #total-count { (inputs.present.len()) }
                 div.note { (measured) " measured" } }
-            div.card { div.label { "Total size" } div.value #total-size { (format::size(total)) }
+            div.card { div.label { "Total size" } div.value #total-size {
+                    @if measured == 0 { span.muted title="no volume measured yet" { "—" } } @else { (format::size(total)) } }
                 div.note { "of the measured ones" } }
             div.card { div.label { "Unused" } div.value { (unused.len()) }
                 div.note { "no container refers to them" } }
-            div.card { div.label { "Reclaimable" } div.value { (format::size(reclaimable)) }
+            div.card { div.label { "Reclaimable" } div.value {
+                    @if measured == 0 { span.muted title="no volume measured yet" { "—" } } @else { (format::size(reclaimable)) } }
                 div.note { "latest size of the unused" } }
             div.card { div.label { "Newest scan" } div.value { (format::when_or(newest, now, "never")) }
                 div.note { "oldest figure " (format::when_or(oldest, now, "none")) } }
@@ -281,10 +291,20 @@ fn cards(
     }
 }
 
-fn empty_state(docker_down: bool) -> Markup {
+/// What to tell a user while volscan knows no volume: Docker is not
+/// reachable, or volscan has not looked yet, or there are none.
+fn empty_state(docker: Option<usize>, status: &SchedulerStatus, now: Timestamp) -> Markup {
     html! {
         div.empty #empty-state {
-            @if docker_down {
+            @if let Some(count @ 1..) = docker {
+                p { strong { "volscan has not looked at Docker's volumes yet." } " Docker has " (count)
+                    "; they appear here at volscan's first look, "
+                    @match status.next_run_at {
+                        Some(next) => { "with the first periodic run " (format::when(next, now)) "." }
+                        None => "at the next reconcile, or now with “Scan all”.",
+                    }
+                }
+            } @else if docker.is_none() {
                 p { strong { "Docker is not reachable." } " volscan could not reach the Docker Engine "
                     "at its DOCKER_HOST, and no volume is stored yet. Check that the socket is "
                     "mounted and readable; see " a href="/api/v1/health" { "health" } "." }
@@ -494,12 +514,7 @@ fn table_row(row: &Row<'_>, now: Timestamp) -> Markup {
                 }
             }
             td {
-                @match (row.volume.in_use, row.volume.unused_since) {
-                    (Some(true), _) => "in use",
-                    (Some(false), Some(since)) => { span.badge.unused { "unused" } " " span.muted { "since " (format::when(since, now)) } }
-                    (Some(false), None) => span.badge.unused { "unused" },
-                    (None, _) => span.muted title="containers not looked at yet" { "—" },
-                }
+                (super::use_of(row.volume, now))
             }
             td { (format::when_or(row.stat.map(|s| s.ts), now, "never")) }
             td.wide-only { @if let Some(stat) = row.stat { (stat.method.as_str()) } }

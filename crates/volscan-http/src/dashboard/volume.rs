@@ -304,8 +304,8 @@ fn containers(
         p.muted {
             @match (volume.in_use, volume.last_used_at, volume.unused_since) {
                 (Some(true), _, _) => "In use as of the scheduler's last look at the containers.",
-                (Some(false), last, since) => {
-                    "Unused" @if let Some(since) = since { " since " (format::when(since, now)) } "; "
+                (Some(false), last, _) => {
+                    (super::use_of(volume, now)) "; "
                     @match last { Some(last) => { "last used " (format::when(last, now)) "." }, None => "never seen in use." }
                 }
                 (None, _, _) => "Container use not looked at yet.",
