@@ -171,8 +171,9 @@ pub(crate) fn time_chart(points: &[ChartPoint], range_label: &str) -> Markup {
                 line.grid x1=(LEFT) x2=(CHART.0 - RIGHT) y1=(y(value)) y2=(y(value)) {}
                 text.axis x=(LEFT - 6.0) y=(y(value) + 4.0) text-anchor="end" { (format::size(value)) }
             }
-            @for tick in &x_ticks {
-                text.axis x=(x(*tick)) y=(CHART.1 - 8.0) text-anchor="middle" {
+            @for (i, tick) in x_ticks.iter().enumerate() {
+                @let anchor = if x_ticks.len() == 1 { "middle" } else if i == 0 { "start" } else if i + 1 == x_ticks.len() { "end" } else { "middle" };
+                text.axis x=(x(*tick)) y=(CHART.1 - 8.0) text-anchor=(anchor) {
                     (format::axis_time(*tick, t1 - t0))
                 }
             }
