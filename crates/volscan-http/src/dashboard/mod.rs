@@ -12,7 +12,7 @@
 //!
 //! | path | module |
 //! | --- | --- |
-//! | `/` | `overview.rs` |
+//! | `/` | `overview.rs` (its volume table in `table.rs`) |
 //! | `/volumes/{name}` | `volume.rs` |
 //! | `/scans`, `/live/scans/{id}` | `scans.rs` |
 //! | `/login`, `/logout`, `/actions/…` | `actions.rs` (sessions in `session.rs`) |
@@ -25,6 +25,7 @@ mod format;
 mod overview;
 mod scans;
 mod session;
+mod table;
 mod volume;
 
 use actix_web::http::{StatusCode, header};
