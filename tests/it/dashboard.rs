@@ -267,6 +267,15 @@ async fn every_page(url: &str) {
         assert_html(&page, status);
     }
 
+    // The script's poll: the status and progress of the runs it names.
+    let newest = dash.get("/api/v1/scans?status=completed&limit=1").await;
+    let id = newest.body.split("\"scan_id\":\"").nth(1).unwrap().split('"').next().unwrap();
+    let live = dash.get(&format!("/live/scans?ids={id},not-an-id,{}", ScanId::new())).await;
+    assert_eq!(live.status, StatusCode::OK);
+    assert_secured(&live);
+    let runs: serde_json::Value = serde_json::from_str(&live.body).unwrap();
+    assert_eq!(runs, serde_json::json!({ id: {"status": "completed", "progress": 100} }));
+
     // Assets: hashed names, cached forever; another hash is not served.
     let style = hidden_link(&overview.body, "stylesheet");
     let asset = dash.get(&style).await;
@@ -410,7 +419,7 @@ async fn auth_read_closes_every_read_but_health() {
     }
     let health = dash.get("/api/v1/health").await;
     assert_ne!(health.status, StatusCode::UNAUTHORIZED, "health stays open");
-    let live = dash.get(&format!("/live/scans/{}", ScanId::new())).await;
+    let live = dash.get(&format!("/live/scans?ids={}", ScanId::new())).await;
     assert_eq!(live.status, StatusCode::UNAUTHORIZED);
 
     let ok = dash.post_form("/login", &[("token", TOKEN), ("next", "/scans")], None).await;
@@ -420,6 +429,32 @@ async fn auth_read_closes_every_read_but_health() {
         dash.send(test::TestRequest::get().uri("/").insert_header(("cookie", session))).await;
     assert_html(&page, StatusCode::OK);
     assert_eq!(table_order(&page.body).len(), 3);
+    dash.scheduler.stop().await;
+}
+
+#[actix_web::test]
+async fn wrong_tokens_on_reads_are_throttled() {
+    let db = TempDir::new("it-dash-guess");
+    let url = db.sqlite_url();
+    let dash = dash(&url, |mut state| {
+        state.limiter = Arc::new(volscan_http::RateLimiter::new(20));
+        state.with_auth_read(true)
+    })
+    .await;
+    let guess = |n: usize| {
+        test::TestRequest::get()
+            .uri("/api/v1/volumes")
+            .insert_header(("authorization", format!("Bearer guess-{n}")))
+    };
+    for n in 0..10 {
+        assert_eq!(dash.send(guess(n)).await.status, StatusCode::UNAUTHORIZED, "guess {n}");
+    }
+    let throttled = dash.send(guess(10)).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS, "{}", throttled.body);
+    let right = test::TestRequest::get()
+        .uri("/api/v1/volumes")
+        .insert_header(("authorization", format!("Bearer {TOKEN}")));
+    assert_eq!(dash.send(right).await.status, StatusCode::OK, "the token still reads");
     dash.scheduler.stop().await;
 }
 

@@ -1,6 +1,7 @@
 // volscan dashboard: the one script. Pages work without it; it only keeps
-// queued and running scans up to date without a reload, and reloads the page
-// once they have all finished so that the new sizes show.
+// queued and running scans up to date without a reload (one request a
+// second for all of them), and reloads the page once they have all
+// finished so that the new sizes show.
 "use strict";
 (function () {
   const live = Array.from(document.querySelectorAll("[data-live-scan]"));
@@ -8,46 +9,51 @@
   const finished = new Set(["completed", "failed", "canceled"]);
   let changed = false;
 
+  function show(element, run) {
+    for (const field of element.querySelectorAll("[data-field=status]")) {
+      field.textContent = run.status;
+      field.className = "badge " + run.status;
+    }
+    for (const bar of element.querySelectorAll("progress")) {
+      bar.value = run.progress;
+      bar.textContent = run.progress + " %";
+    }
+    for (const text of element.querySelectorAll("[data-field=progress]")) {
+      text.textContent = run.progress + " %";
+    }
+    if (finished.has(run.status)) {
+      element.dataset.done = "1";
+      for (const form of element.querySelectorAll("[data-cancel]")) form.remove();
+    }
+  }
+
   async function poll() {
-    let pending = 0;
-    for (const row of live) {
-      if (row.dataset.done === "1") continue;
-      const id = row.dataset.liveScan;
-      try {
-        const response = await fetch("/live/scans/" + encodeURIComponent(id), {
-          headers: { accept: "application/json" },
-          credentials: "same-origin",
-          cache: "no-store",
-        });
-        if (!response.ok) { pending += 1; continue; }
-        const run = await response.json();
-        for (const field of row.querySelectorAll("[data-field=status]")) {
-          field.textContent = run.status;
-          field.className = "badge " + run.status;
+    const pending = live.filter((element) => element.dataset.done !== "1");
+    const ids = Array.from(new Set(pending.map((element) => element.dataset.liveScan)));
+    if (ids.length === 0) {
+      if (changed) window.location.reload();
+      return;
+    }
+    try {
+      const response = await fetch("/live/scans?ids=" + ids.slice(0, 200).join(","), {
+        headers: { accept: "application/json" },
+        credentials: "same-origin",
+        cache: "no-store",
+      });
+      if (response.ok) {
+        const runs = await response.json();
+        for (const element of pending) {
+          const run = runs[element.dataset.liveScan];
+          if (run) {
+            show(element, run);
+            if (finished.has(run.status)) changed = true;
+          }
         }
-        for (const bar of row.querySelectorAll("progress")) {
-          bar.value = run.progress;
-          bar.textContent = run.progress + " %";
-        }
-        for (const text of row.querySelectorAll("[data-field=progress]")) {
-          text.textContent = run.progress + " %";
-        }
-        if (finished.has(run.status)) {
-          row.dataset.done = "1";
-          changed = true;
-          for (const form of row.querySelectorAll("form[data-cancel]")) form.remove();
-        } else {
-          pending += 1;
-        }
-      } catch (_) {
-        pending += 1;
       }
+    } catch (_) {
+      // The server may be restarting; the next poll tries again.
     }
-    if (pending > 0) {
-      window.setTimeout(poll, 1000);
-    } else if (changed) {
-      window.location.reload();
-    }
+    window.setTimeout(poll, 1000);
   }
   window.setTimeout(poll, 500);
 })();

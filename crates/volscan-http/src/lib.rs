@@ -142,20 +142,25 @@ fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     }))
 }
 
-/// With `AUTH_READ`, the bearer token on every API read and the metrics
-/// (writes check it themselves); `GET /api/v1/health` stays open for probes.
+/// With `AUTH_READ`, the bearer token on every API read and the metrics;
+/// `GET /api/v1/health` stays open for probes, and `POST`s keep their own
+/// order (rate limit, then token). A read with a missing or wrong token
+/// counts against the client's rate limit, so guessing is throttled: past
+/// the limit the answer is `429` instead of `401`.
 async fn read_guard(
     request: actix_web::dev::ServiceRequest,
     next: middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    let guarded = request
+    let state = request
         .app_data::<web::Data<AppState>>()
         .filter(|state| state.auth_read && state.auth_token.is_some())
-        .map(|state| state.auth_token.clone());
-    if let Some(token) = guarded
+        .cloned();
+    if let Some(state) = state
+        && request.method() != actix_web::http::Method::POST
         && request.path() != "/api/v1/health"
-        && let Err(err) = guard::authorize(request.request(), token.as_deref())
+        && let Err(err) = guard::authorize(request.request(), state.auth_token.as_deref())
     {
+        let err = guard::rate_limit(request.request(), &state.limiter).err().unwrap_or(err);
         let response = actix_web::ResponseError::error_response(&err);
         return Ok(request.into_response(response));
     }

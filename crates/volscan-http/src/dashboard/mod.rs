@@ -14,7 +14,7 @@
 //! | --- | --- |
 //! | `/` | `overview.rs` (its volume table in `table.rs`) |
 //! | `/volumes/{name}` | `volume.rs` |
-//! | `/scans`, `/live/scans/{id}` | `scans.rs` |
+//! | `/scans`, `/live/scans` | `scans.rs` |
 //! | `/login`, `/logout`, `/actions/…` | `actions.rs` (sessions in `session.rs`) |
 //! | `/assets/…` | `assets.rs` |
 
@@ -229,7 +229,7 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/").route(read().to(overview::overview)))
         .service(web::resource("/volumes/{name}").route(read().to(volume::volume)))
         .service(web::resource("/scans").route(read().to(scans::scans)))
-        .service(web::resource("/live/scans/{scan_id}").route(read().to(scans::live)))
+        .service(web::resource("/live/scans").route(read().to(scans::live)))
         .service(
             web::resource("/login")
                 .route(read().to(actions::login_form))

@@ -3,13 +3,14 @@
 //! JSON the page's script polls (behind the same session as the pages, so
 //! it works when `AUTH_READ` closes the API to browsers without the token).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
-use volscan_domain::{BatchId, RunFilter, ScanRun, ScanStatus, StatusCounts, Timestamp};
+use serde::Deserialize;
+use volscan_domain::{BatchId, RunFilter, ScanId, ScanRun, ScanStatus, StatusCounts, Timestamp};
 
 use super::session::Viewer;
 use super::{
@@ -138,28 +139,67 @@ fn body(read: &Read, viewer: &Viewer, here: &str, now: Timestamp) -> Markup {
     }
 }
 
-/// `GET /live/scans/{scan_id}`: `{status, progress}` of one run, for the
-/// page's script; the same access rule as the pages.
+/// Most runs one `/live/scans` request asks about.
+const MAX_LIVE: usize = 200;
+
+/// Query of `/live/scans`.
+#[derive(Deserialize)]
+pub(crate) struct LiveQuery {
+    ids: Option<String>,
+}
+
+/// The status and progress of the runs `ids` names: the active ones from
+/// two queries, the others (just finished, or unknown) one by one.
+fn live_runs(
+    repo: &dyn volscan_domain::ReadRepository,
+    ids: &[ScanId],
+) -> Result<serde_json::Map<String, serde_json::Value>, volscan_domain::RepoError> {
+    let mut known: HashMap<ScanId, ScanRun> = HashMap::new();
+    for status in [ScanStatus::Running, ScanStatus::Queued] {
+        let filter = RunFilter { limit: Some(1000), ..RunFilter::with_status(status) };
+        known.extend(repo.runs(&filter)?.into_iter().map(|run| (run.scan_id, run)));
+    }
+    let mut answer = serde_json::Map::new();
+    for id in ids {
+        let run = match known.remove(id) {
+            Some(run) => Some(run),
+            None => repo.run(*id)?,
+        };
+        if let Some(run) = run {
+            answer.insert(
+                id.to_string(),
+                serde_json::json!({"status": run.status.as_str(), "progress": run.progress}),
+            );
+        }
+    }
+    Ok(answer)
+}
+
+/// `GET /live/scans?ids=ID,ID,…`: `{ID: {status, progress}}` for the runs a
+/// page shows as queued or running (at most 200; unknown ids are left
+/// out), polled by the page's script once a second in one request; the
+/// same access rule as the pages.
 pub(crate) async fn live(
     request: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    query: web::Query<LiveQuery>,
 ) -> HttpResponse {
-    if let Err(redirect) = reader(&request, &state) {
-        drop(redirect);
+    if reader(&request, &state).is_err() {
         return secured(HttpResponse::Unauthorized()).json(serde_json::json!({"error": "log in"}));
     }
-    let Ok(id) = path.parse() else {
-        return secured(HttpResponse::NotFound()).json(serde_json::json!({"error": "no such run"}));
-    };
+    let ids: Vec<ScanId> = query
+        .ids
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|id| id.parse().ok())
+        .take(MAX_LIVE)
+        .collect();
     let repo = Arc::clone(&state.repo);
-    match block(move || repo.run(id)).await {
-        Ok(Some(run)) => secured(HttpResponse::Ok())
+    match block(move || live_runs(&*repo, &ids)).await {
+        Ok(runs) => secured(HttpResponse::Ok())
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(serde_json::json!({"status": run.status.as_str(), "progress": run.progress})),
-        Ok(None) => {
-            secured(HttpResponse::NotFound()).json(serde_json::json!({"error": "no such run"}))
-        }
+            .json(runs),
         Err(err) => {
             let status = err.classify().0;
             if status.is_server_error() {
