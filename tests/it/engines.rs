@@ -49,6 +49,8 @@ fn engines() -> Vec<Arc<dyn ScanEngine>> {
         Arc::new(DiskusEngine::new(&path)),
         Arc::new(DuEngine::new(&path)),
         Arc::new(NativeEngine::with_threads(2)),
+        // Entries measured in listing order instead of inode order.
+        Arc::new(NativeEngine::with_threads(2).inode_order(false)),
     ]
 }
 
@@ -286,8 +288,9 @@ fn directory_breakdowns_agree_with_du_of_each_directory() {
         breakdowns
             .push(dirs.into_iter().map(|d| (d.path, d.depth, d.size_bytes)).collect::<Vec<_>>());
     }
-    assert_eq!(breakdowns.len(), 2);
+    assert_eq!(breakdowns.len(), 3);
     assert_eq!(breakdowns[0], breakdowns[1], "du and native list the same, in the same order");
+    assert_eq!(breakdowns[1], breakdowns[2], "either order of measuring gives the same");
 }
 
 /// Runs `command` as the unprivileged user `nobody`.
@@ -385,6 +388,8 @@ fn cancel_stops_every_engine_promptly_and_leaves_no_process() {
         Arc::new(DiskusEngine::with_program(diskus_copy)),
         Arc::new(DuEngine::with_program(du_copy)),
         Arc::new(NativeEngine::with_threads(2)),
+        // Entries measured in listing order instead of inode order.
+        Arc::new(NativeEngine::with_threads(2).inode_order(false)),
     ];
     // /usr is a large real tree (over 100,000 entries on a Debian machine).
     let root = Path::new("/usr");

@@ -35,6 +35,8 @@ fn engines() -> Vec<Arc<dyn ScanEngine>> {
         Arc::new(DiskusEngine::new(&path)),
         Arc::new(DuEngine::new(&path)),
         Arc::new(NativeEngine::with_threads(2)),
+        // Entries measured in listing order instead of inode order.
+        Arc::new(NativeEngine::with_threads(2).inode_order(false)),
     ]
 }
 

@@ -21,12 +21,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 const USAGE: &str = "\
-usage: cargo xtask bench-scan [--runs N] [--cold] [--trees 100k,1m] [--native-threads 2,4]
+usage: cargo xtask bench-scan [--runs N] [--cold] [--trees 100k,1m] [--native-threads 2,4] [--experiments]
 
   --runs N             measured runs per candidate and tree (default 5)
   --cold               drop the page cache before every run (root only)
   --trees LIST         which trees: 100k (about 100,000 entries), 1m (about 1,000,000)
   --native-threads L   thread counts to measure the native method with (default 2,4)
+  --experiments        only diskus and the native walk in inode order and in listing order,
+                       at each thread count (docs/performance.md)
 ";
 
 struct Options {
@@ -34,6 +36,7 @@ struct Options {
     cold: bool,
     trees: Vec<String>,
     native_threads: Vec<u32>,
+    experiments: bool,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Options> {
@@ -42,6 +45,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
         cold: false,
         trees: vec!["100k".into(), "1m".into()],
         native_threads: vec![2, 4],
+        experiments: false,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -49,6 +53,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
         match arg.as_str() {
             "--runs" => options.runs = value()?.parse().context("--runs takes a number")?,
             "--cold" => options.cold = true,
+            "--experiments" => options.experiments = true,
             "--trees" => options.trees = value()?.split(',').map(str::to_owned).collect(),
             "--native-threads" => {
                 options.native_threads = value()?
@@ -114,6 +119,27 @@ pub fn bench_scan(args: &[String]) -> anyhow::Result<()> {
 
     for size in &options.trees {
         let tree = ensure_tree(&shared, &work.join("trees"), size)?;
+        if options.experiments {
+            let mut candidates = vec![Candidate {
+                name: "diskus".into(),
+                program: diskus.clone(),
+                args: vec![tree.clone().into()],
+            }];
+            for threads in &options.native_threads {
+                for (label, extra) in
+                    [("inode order", None), ("listing order", Some("--readdir-order"))]
+                {
+                    let mut args: Vec<OsString> =
+                        vec!["--threads".into(), threads.to_string().into()];
+                    args.extend(extra.map(OsString::from));
+                    args.push(tree.clone().into());
+                    let name = format!("walk -j {threads}, {label}");
+                    candidates.push(Candidate { name, program: walk.clone(), args });
+                }
+            }
+            measure_tree(size, &candidates, &options)?;
+            continue;
+        }
         let mut candidates = vec![
             Candidate {
                 name: "diskus".into(),

@@ -1,8 +1,10 @@
-//! `walk [--dirs] [--threads N] ROOT`: one native walk of `ROOT`, as a plain
-//! `scan` or, with `--dirs`, as `scan_with_dirs`, printing
+//! `walk [--dirs] [--threads N] [--readdir-order] ROOT`: one native walk of
+//! `ROOT`, as a plain `scan` or, with `--dirs`, as `scan_with_dirs`, printing
 //! `{"size_bytes":N,"dirs":K}`. `cargo xtask bench-scan` runs it both ways on
 //! the same tree to price the directory breakdown (its time and peak RSS)
-//! without the rest of the server in the process.
+//! without the rest of the server in the process, and with
+//! `--readdir-order` (entries measured in listing order instead of inode
+//! order) for `--experiments`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,16 +12,18 @@ use std::process::ExitCode;
 use volscan_domain::{CancelToken, ScanContext, ScanEngine};
 use volscan_scan::NativeEngine;
 
-const USAGE: &str = "usage: walk [--dirs] [--threads N] ROOT";
+const USAGE: &str = "usage: walk [--dirs] [--threads N] [--readdir-order] ROOT";
 
 fn main() -> ExitCode {
     let mut dirs = false;
+    let mut inode_order = true;
     let mut threads = volscan_scan::NativeEngine::default().threads();
     let mut root = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--dirs" => dirs = true,
+            "--readdir-order" => inode_order = false,
             "--threads" => match args.next().and_then(|n| n.parse().ok()) {
                 Some(n) => threads = n,
                 None => return fail("--threads takes a number"),
@@ -29,7 +33,7 @@ fn main() -> ExitCode {
         }
     }
     let Some(root) = root else { return fail("no ROOT") };
-    let engine = NativeEngine::with_threads(threads);
+    let engine = NativeEngine::with_threads(threads).inode_order(inode_order);
     let cancel = CancelToken::new();
     let context = ScanContext { cancel: &cancel, progress: &|_| {} };
     let result = if dirs {
