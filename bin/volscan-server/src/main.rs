@@ -119,19 +119,36 @@ fn run(command: Command, raised: Raised) -> anyhow::Result<()> {
         }
         Command::Serve => serve(config, raised),
         Command::Scan { path, method, json, threads } => {
+            let priority = priority(&config);
             let chain = match (method.map(ScanMethod::from), threads) {
                 (Some(ScanMethod::Native), Some(threads)) => EngineChain::new(vec![Arc::new(
-                    volscan_scan::NativeEngine::with_threads(usize::from(threads)),
+                    volscan_scan::NativeEngine::with_threads(usize::from(threads))
+                        .priority(priority),
                 )]),
                 (Some(method), _) => {
                     // The engines read no environment: external tools are looked up in our PATH.
                     let search_path = std::env::var_os("PATH").unwrap_or_default();
-                    EngineChain::new(vec![volscan_scan::engine(method, &search_path)])
+                    EngineChain::new(vec![volscan_scan::engine_with(
+                        method,
+                        &search_path,
+                        priority,
+                    )])
                 }
                 (None, _) => engine_chain(&config),
             };
             scan_command::run(&path, chain, json)
         }
+    }
+}
+
+/// SCAN_NICE and SCAN_IO_CLASS as the engines' priority.
+fn priority(config: &Config) -> volscan_scan::Priority {
+    volscan_scan::Priority {
+        nice: config.scan.nice,
+        io_class: match config.scan.io_class {
+            volscan_config::IoClassName::Idle => volscan_scan::IoClass::Idle,
+            volscan_config::IoClassName::BestEffort => volscan_scan::IoClass::BestEffort,
+        },
     }
 }
 
@@ -149,7 +166,7 @@ fn engine_chain(config: &Config) -> EngineChain {
             .scan
             .methods_order
             .iter()
-            .map(|name| volscan_scan::engine(method(*name), &search_path))
+            .map(|name| volscan_scan::engine_with(method(*name), &search_path, priority(config)))
             .collect(),
     )
 }
@@ -374,6 +391,8 @@ fn scheduler_options(config: &Config, periodic: bool) -> SchedulerOptions {
         skip_pattern: _,
         max_retries,
         host_prefix: _,
+        nice: _,
+        io_class: _,
     } = &config.scan;
     let volscan_config::LifecycleConfig {
         enabled: lifecycle_enabled,

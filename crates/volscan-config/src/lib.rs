@@ -38,7 +38,7 @@ use regex::Regex;
 pub use crate::error::{ConfigError, Origin};
 pub use crate::secret::{MASK, Secret};
 pub use crate::types::{
-    DatabaseKind, DatabaseUrl, DockerHost, DockerHostKind, ScanEnabled, ScanMethodName,
+    DatabaseKind, DatabaseUrl, DockerHost, DockerHostKind, IoClassName, ScanEnabled, ScanMethodName,
 };
 pub use crate::variables::VARIABLES;
 
@@ -99,6 +99,10 @@ pub struct ScanConfig {
     /// when volscan runs in a container; `None` when empty.
     /// The mountpoint is absolute, so prepend it as text: `Path::join` would discard the prefix.
     pub host_prefix: Option<PathBuf>,
+    /// `SCAN_NICE`: the CPU niceness scans run at, 0 (unchanged) to 19.
+    pub nice: u8,
+    /// `SCAN_IO_CLASS`: the I/O class scans run in.
+    pub io_class: IoClassName,
 }
 
 /// The retention loop's variables.

@@ -63,6 +63,8 @@ fn parsed(config: &Config, variable: &str) -> String {
         "SIZES_TTL_DAYS" => format!("{:?}", lifecycle.sizes_ttl_days),
         "LIFECYCLE_INTERVAL" => format!("{:?}", lifecycle.interval),
         "DATABASE_URL" => format!("{:?} {:?}", database.url.kind(), database.url),
+        "SCAN_NICE" => format!("{:?}", scan.nice),
+        "SCAN_IO_CLASS" => format!("{:?}", scan.io_class),
         "DOCKER_HOST" => format!("{:?} {:?}", docker.host.kind(), docker.host),
         "VOLSCAN_BIND" => format!("{:?}", http.bind),
         "RATE_LIMIT_RPM" => format!("{:?}", http.rate_limit_rpm),
@@ -193,6 +195,20 @@ const CASES: &[Case] = &[
         parsed: r#"Some("/host")"#,
         invalid: "host",
         error: r#"invalid SCAN_HOST_PREFIX="host" (from the environment): "host" is not an absolute path; expected an absolute path such as /host, or empty for none"#,
+    },
+    Case {
+        variable: "SCAN_NICE",
+        valid: "19",
+        parsed: "19",
+        invalid: "20",
+        error: r#"invalid SCAN_NICE="20" (from the environment): expected an integer from 0 to 19"#,
+    },
+    Case {
+        variable: "SCAN_IO_CLASS",
+        valid: "Best-Effort",
+        parsed: "BestEffort",
+        invalid: "realtime",
+        error: r#"invalid SCAN_IO_CLASS="realtime" (from the environment): expected idle or best-effort"#,
     },
     Case {
         variable: "LIFECYCLE_ENABLED",
@@ -360,6 +376,8 @@ fn no_sources_give_the_spec_defaults() {
          SCAN_SKIP_PATTERN='^docker_|^builder_|^containerd'\n\
          SCAN_MAX_RETRIES=3\n\
          SCAN_HOST_PREFIX=\n\
+         SCAN_NICE=10\n\
+         SCAN_IO_CLASS=idle\n\
          LIFECYCLE_ENABLED=true\n\
          SIZES_TTL_DAYS=30\n\
          LIFECYCLE_INTERVAL=24h\n\
@@ -1124,6 +1142,8 @@ SCAN_BIND_ALLOWLIST='["/srv/a,b","/srv/it'\''s"]'
 SCAN_SKIP_PATTERN='^tmp_\d+ '\''x'\''$'
 SCAN_MAX_RETRIES=20
 SCAN_HOST_PREFIX=/host
+SCAN_NICE=10
+SCAN_IO_CLASS=idle
 LIFECYCLE_ENABLED=false
 SIZES_TTL_DAYS=7
 LIFECYCLE_INTERVAL='1h 30m'

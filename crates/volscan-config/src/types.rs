@@ -40,6 +40,31 @@ impl fmt::Display for ScanEnabled {
     }
 }
 
+/// `SCAN_IO_CLASS`: the I/O scheduling class scans run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IoClassName {
+    /// `idle`: only disk time nobody else wants (where the I/O scheduler honours classes).
+    Idle,
+    /// `best-effort`: the kernel's default, left as it is.
+    BestEffort,
+}
+
+impl IoClassName {
+    /// The value as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IoClassName::Idle => "idle",
+            IoClassName::BestEffort => "best-effort",
+        }
+    }
+}
+
+impl fmt::Display for IoClassName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One entry of `SCAN_METHODS_ORDER`: a way to measure a directory (SPEC §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScanMethodName {

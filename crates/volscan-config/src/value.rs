@@ -18,7 +18,7 @@ use regex::Regex;
 
 use crate::duration;
 use crate::secret::{Mask, Secret};
-use crate::types::{DatabaseUrl, DockerHost, ScanEnabled, ScanMethodName};
+use crate::types::{DatabaseUrl, DockerHost, IoClassName, ScanEnabled, ScanMethodName};
 
 /// `value` as written, for an error message, with every string in it passed through `mask`.
 ///
@@ -90,6 +90,15 @@ pub(crate) fn scan_enabled(value: &Value) -> Result<ScanEnabled, String> {
         Ok(true) => Ok(ScanEnabled::Always),
         Ok(false) => Ok(ScanEnabled::Never),
         Err(_) => Err("expected auto, true or false".to_owned()),
+    }
+}
+
+/// `idle` or `best-effort`, in any case.
+pub(crate) fn io_class(value: &Value) -> Result<IoClassName, String> {
+    match value.as_str().map(|text| text.trim().to_ascii_lowercase()).as_deref() {
+        Some("idle") => Ok(IoClassName::Idle),
+        Some("best-effort") => Ok(IoClassName::BestEffort),
+        _ => Err("expected idle or best-effort".to_owned()),
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use crate::secret::Mask;
-use crate::types::{DatabaseUrl, DockerHost, ScanEnabled, ScanMethodName};
+use crate::types::{DatabaseUrl, DockerHost, IoClassName, ScanEnabled, ScanMethodName};
 use crate::variable::declare_variables;
 use crate::{
     DEFAULT_SKIP_PATTERN, DatabaseConfig, DockerConfig, HttpConfig, LifecycleConfig, LogConfig,
@@ -122,6 +122,25 @@ declare_variables! {
             default: None,
             parse: value::host_prefix,
             render: render::optional_path,
+            mask: Mask::Nothing,
+        },
+        nice: {
+            name: "SCAN_NICE",
+            doc: "CPU niceness of scan threads and tools, 0 (unchanged) to 19 (lowest priority)",
+            default: 10,
+            // At most 19: the conversion cannot fail.
+            parse: |value| value::small_integer(value, 0, 19).map(|n| n as u8),
+            render: ToString::to_string,
+            mask: Mask::Nothing,
+        },
+        io_class: {
+            name: "SCAN_IO_CLASS",
+            doc: "I/O class of scan threads and tools: `idle` (disk time nobody else wants, \
+                where the I/O scheduler honours classes, as BFQ does) or `best-effort` (the \
+                kernel's default)",
+            default: IoClassName::Idle,
+            parse: value::io_class,
+            render: ToString::to_string,
             mask: Mask::Nothing,
         },
     },

@@ -12,24 +12,33 @@ use std::path::{Path, PathBuf};
 
 use volscan_domain::{ScanContext, ScanEngine, ScanError, ScanMethod, Usage};
 
+use crate::priority::Priority;
 use crate::{mounts, tool};
 
 /// The `diskus` method.
 #[derive(Debug, Clone)]
 pub struct DiskusEngine {
     program: Option<PathBuf>,
+    priority: Priority,
 }
 
 impl DiskusEngine {
     /// Uses `diskus` from `search_path`, a `PATH`-style list of directories
     /// that the caller read (the binary passes its `PATH`), looked up now.
     pub fn new(search_path: &OsStr) -> Self {
-        Self { program: tool::find_program("diskus", search_path) }
+        Self { program: tool::find_program("diskus", search_path), priority: Priority::default() }
+    }
+
+    /// Runs the tool with `priority` (default: `Priority::GENTLE`).
+    #[must_use]
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
     }
 
     /// Uses the `diskus` at `program`.
     pub fn with_program(program: PathBuf) -> Self {
-        Self { program: Some(program) }
+        Self { program: Some(program), priority: Priority::default() }
     }
 }
 
@@ -69,6 +78,7 @@ impl ScanEngine for DiskusEngine {
             env: &[("RUST_MIN_STACK", DISKUS_STACK)],
             counts_as_error: is_read_error,
             max_stdout: tool::MAX_STDOUT,
+            priority: self.priority,
         };
         let out = tool::run(&invocation, context.cancel)?;
         let size = match tool::leading_number("diskus", &out.stdout) {

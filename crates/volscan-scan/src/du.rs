@@ -19,24 +19,33 @@ use volscan_domain::{
     keep_largest,
 };
 
+use crate::priority::Priority;
 use crate::tool;
 
 /// The `du` method.
 #[derive(Debug, Clone)]
 pub struct DuEngine {
     program: Option<PathBuf>,
+    priority: Priority,
 }
 
 impl DuEngine {
     /// Uses `du` from `search_path`, a `PATH`-style list of directories
     /// that the caller read (the binary passes its `PATH`), looked up now.
     pub fn new(search_path: &OsStr) -> Self {
-        Self { program: tool::find_program("du", search_path) }
+        Self { program: tool::find_program("du", search_path), priority: Priority::default() }
+    }
+
+    /// Runs the tool with `priority` (default: `Priority::GENTLE`).
+    #[must_use]
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
     }
 
     /// Uses the `du` at `program`.
     pub fn with_program(program: PathBuf) -> Self {
-        Self { program: Some(program) }
+        Self { program: Some(program), priority: Priority::default() }
     }
 }
 
@@ -114,6 +123,7 @@ impl DuEngine {
             env: &[],
             counts_as_error: is_read_error,
             max_stdout,
+            priority: self.priority,
         };
         let out = tool::run(&invocation, context.cancel)?;
         match out.status.code() {

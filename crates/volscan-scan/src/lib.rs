@@ -14,6 +14,7 @@ mod du;
 mod filesystem;
 mod mounts;
 mod native;
+mod priority;
 mod tool;
 
 use std::ffi::OsStr;
@@ -25,15 +26,26 @@ pub use diskus::DiskusEngine;
 pub use du::DuEngine;
 pub use filesystem::StatvfsProbe;
 pub use native::NativeEngine;
+pub use priority::{IoClass, Priority};
 pub use tool::find_program;
 
-/// The engine for `method` with its default settings; external tools are
-/// looked up in `search_path`, a `PATH`-style list of directories that the
-/// caller read (this crate reads no environment variable).
+/// The engine for `method` with its default settings (`Priority::GENTLE`
+/// among them); external tools are looked up in `search_path`, a
+/// `PATH`-style list of directories that the caller read (this crate reads
+/// no environment variable).
 pub fn engine(method: ScanMethod, search_path: &OsStr) -> Arc<dyn ScanEngine> {
+    engine_with(method, search_path, Priority::default())
+}
+
+/// As `engine`, scanning with `priority`.
+pub fn engine_with(
+    method: ScanMethod,
+    search_path: &OsStr,
+    priority: Priority,
+) -> Arc<dyn ScanEngine> {
     match method {
-        ScanMethod::Diskus => Arc::new(DiskusEngine::new(search_path)),
-        ScanMethod::Du => Arc::new(DuEngine::new(search_path)),
-        ScanMethod::Native => Arc::new(NativeEngine::default()),
+        ScanMethod::Diskus => Arc::new(DiskusEngine::new(search_path).with_priority(priority)),
+        ScanMethod::Du => Arc::new(DuEngine::new(search_path).with_priority(priority)),
+        ScanMethod::Native => Arc::new(NativeEngine::default().priority(priority)),
     }
 }

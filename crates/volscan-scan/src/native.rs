@@ -43,6 +43,7 @@ use volscan_domain::{
 };
 
 use crate::breakdown::{Breakdown, Owners};
+use crate::priority::Priority;
 
 /// Worker threads by default. Periodic scans usually meet a cold page cache,
 /// where the walk waits on the disk and more threads than cores pay off.
@@ -65,13 +66,22 @@ const INODE_BATCH: usize = 16_384;
 pub struct NativeEngine {
     threads: usize,
     inode_order: bool,
+    priority: Priority,
 }
 
 impl NativeEngine {
     /// A walker with `threads` worker threads (at least one), measuring
     /// each directory's entries in inode order.
     pub fn with_threads(threads: usize) -> Self {
-        Self { threads: threads.max(1), inode_order: true }
+        Self { threads: threads.max(1), inode_order: true, priority: Priority::default() }
+    }
+
+    /// Runs the walk's threads with `priority` (default: `Priority::GENTLE`).
+    /// The thread that calls `scan` only waits for them and keeps its own.
+    #[must_use]
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
     }
 
     /// Measures each directory's entries in inode order (the default) or in
@@ -163,10 +173,19 @@ impl NativeEngine {
         let mut totals = Totals::default();
         totals.add(&root_stat);
         totals.dirs += 1;
+        let priority = self.priority;
         std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..self.threads).map(|_| scope.spawn(|| walk.work())).collect();
-            totals.merge(walk.work());
-            for helper in helpers {
+            // Every worker is a thread of its own, so that lowering its
+            // priority never touches the caller (a runtime's pooled thread).
+            let workers: Vec<_> = (0..self.threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        priority.apply_to_current_thread();
+                        walk.work()
+                    })
+                })
+                .collect();
+            for helper in workers {
                 // A worker only panics on a bug; its share is then missing and the
                 // walk is reported as partial rather than silently complete.
                 totals.merge(helper.join().unwrap_or(Totals { errors: 1, ..Totals::default() }));

@@ -21,6 +21,8 @@ use std::time::Duration;
 
 use volscan_domain::{CancelToken, ScanError};
 
+use crate::priority::Priority;
+
 /// How much standard output a tool printing one line may print.
 pub(crate) const MAX_STDOUT: usize = 64 * 1024;
 /// How much of the end of a tool's standard error is kept.
@@ -58,6 +60,8 @@ pub(crate) struct Invocation<'a> {
     pub counts_as_error: LineFilter,
     /// The most standard output the tool may print (`MAX_STDOUT` for one line).
     pub max_stdout: usize,
+    /// The CPU niceness and I/O class the tool runs with.
+    pub priority: Priority,
 }
 
 /// The locale every tool runs in. du's messages are translated in other
@@ -88,8 +92,19 @@ pub(crate) fn run(
     invocation: &Invocation<'_>,
     cancel: &CancelToken,
 ) -> Result<ToolOutput, ScanError> {
-    let Invocation { tool, program, args, env, counts_as_error, max_stdout } = *invocation;
-    let mut child = Command::new(program)
+    let Invocation { tool, program, args, env, counts_as_error, max_stdout, priority } =
+        *invocation;
+    let mut command = Command::new(program);
+    // SAFETY: the hook runs in the child between fork and exec and makes two
+    // system calls (`Priority::apply_to_current_thread`): async-signal-safe,
+    // no allocation, no lock.
+    unsafe {
+        command.pre_exec(move || {
+            priority.apply_to_current_thread();
+            Ok(())
+        });
+    }
+    let mut child = command
         .args(args)
         .envs(env.iter().copied())
         .env(TOOL_LOCALE.0, TOOL_LOCALE.1)
@@ -324,6 +339,7 @@ mod tests {
             env: &[],
             counts_as_error: even,
             max_stdout: MAX_STDOUT,
+            priority: Priority::UNCHANGED,
         };
         let out = run(&invocation, &CancelToken::new()).unwrap();
         assert_eq!(out.status.code(), Some(3));
@@ -357,6 +373,7 @@ mod tests {
             env: &[],
             counts_as_error: |_| true,
             max_stdout: MAX_STDOUT,
+            priority: Priority::UNCHANGED,
         };
         let err = run(&invocation, &token).unwrap_err();
         killer.join().unwrap();
@@ -402,6 +419,7 @@ mod tests {
             env: &[],
             counts_as_error: |_| true,
             max_stdout: MAX_STDOUT,
+            priority: Priority::UNCHANGED,
         };
         let err = run(&invocation, &CancelToken::new()).unwrap_err();
         assert!(matches!(err, ScanError::Spawn { tool: "nope", .. }), "{err:?}");
@@ -432,6 +450,7 @@ mod tests {
             env: &[],
             counts_as_error: |_| true,
             max_stdout: 9,
+            priority: Priority::UNCHANGED,
         };
         assert_eq!(run(&invocation, &CancelToken::new()).unwrap().stdout, b"123456789");
         let invocation = Invocation { max_stdout: 8, ..invocation };
@@ -454,6 +473,7 @@ mod tests {
             env: &[("LC_ALL", "de_DE.UTF-8"), ("RUST_MIN_STACK", "123")],
             counts_as_error: |_| true,
             max_stdout: MAX_STDOUT,
+            priority: Priority::UNCHANGED,
         };
         let out = run(&invocation, &CancelToken::new()).unwrap();
         assert!(out.status.success(), "{out:?}");
