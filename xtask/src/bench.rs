@@ -29,6 +29,9 @@ usage: cargo xtask bench-scan [--runs N] [--cold] [--trees 100k,1m] [--native-th
   --native-threads L   thread counts to measure the native method with (default 2,4)
   --experiments        only diskus and the native walk in inode order and in listing order,
                        at each thread count (docs/performance.md)
+  --scaling            only the native walk (default threads), for its wall time and peak RSS
+                       per tree; more trees: 10k, 3m, flat1m (one directory of 1,000,000 empty
+                       files), deep10k (a chain of 10,000 directories)
 ";
 
 struct Options {
@@ -37,6 +40,7 @@ struct Options {
     trees: Vec<String>,
     native_threads: Vec<u32>,
     experiments: bool,
+    scaling: bool,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Options> {
@@ -46,6 +50,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
         trees: vec!["100k".into(), "1m".into()],
         native_threads: vec![2, 4],
         experiments: false,
+        scaling: false,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -54,6 +59,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--runs" => options.runs = value()?.parse().context("--runs takes a number")?,
             "--cold" => options.cold = true,
             "--experiments" => options.experiments = true,
+            "--scaling" => options.scaling = true,
             "--trees" => options.trees = value()?.split(',').map(str::to_owned).collect(),
             "--native-threads" => {
                 options.native_threads = value()?
@@ -75,9 +81,11 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
 /// mktree.py arguments for each tree size.
 fn tree_args(size: &str) -> anyhow::Result<&'static [&'static str]> {
     Ok(match size {
+        "10k" => &["--files", "10000", "--fanout", "10", "--depth", "2", "--seed", "1"],
         "100k" => &["--files", "100000", "--fanout", "10", "--depth", "3", "--seed", "1"],
         "1m" => &["--files", "1000000", "--fanout", "10", "--depth", "4", "--seed", "1"],
-        other => bail!("unknown tree {other:?}: expected 100k or 1m"),
+        "3m" => &["--files", "3000000", "--fanout", "10", "--depth", "4", "--seed", "1"],
+        other => bail!("unknown tree {other:?}: expected 10k, 100k, 1m, 3m, flat1m or deep10k"),
     })
 }
 
@@ -117,8 +125,16 @@ pub fn bench_scan(args: &[String]) -> anyhow::Result<()> {
     let server = release.join("volscan-server");
     let walk = release.join("examples/walk");
 
+    let mut scaled = Vec::new();
     for size in &options.trees {
         let tree = ensure_tree(&shared, &work.join("trees"), size)?;
+        if options.scaling {
+            let args = vec![OsString::from(tree.clone())];
+            let candidates = vec![Candidate { name: "walk".into(), program: walk.clone(), args }];
+            let summaries = measure_scaling(size, &candidates, &options)?;
+            scaled.extend(summaries);
+            continue;
+        }
         if options.experiments {
             let mut candidates = vec![Candidate {
                 name: "diskus".into(),
@@ -194,7 +210,56 @@ pub fn bench_scan(args: &[String]) -> anyhow::Result<()> {
         let summaries = measure_tree(size, &candidates, &options)?;
         print_breakdown_cost(size, &summaries[first_walk..]);
     }
+    if options.scaling {
+        println!(
+            "\nThe native walk's cost by tree, {} cache, median of {} runs",
+            cache_name(&options),
+            options.runs
+        );
+        println!("| tree | entries | median wall (s) | ns per entry | peak RSS (MiB) |");
+        println!("| --- | --- | --- | --- | --- |");
+        for (tree, entries, summary) in &scaled {
+            println!(
+                "| {tree} | {entries} | {:.3} | {:.0} | {:.1} |",
+                summary.median,
+                summary.median * 1e9 / (*entries).max(1) as f64,
+                summary.max_rss_kib as f64 / 1024.0
+            );
+        }
+    }
     Ok(())
+}
+
+fn cache_name(options: &Options) -> &'static str {
+    if options.cold { "cold" } else { "warm" }
+}
+
+/// The native walk alone on one tree: its summary and the entries it counted.
+fn measure_scaling(
+    size: &str,
+    candidates: &[Candidate],
+    options: &Options,
+) -> anyhow::Result<Vec<(String, u64, Summary)>> {
+    eprintln!("\n==> {size} tree, {} page cache, {} runs", cache_name(options), options.runs);
+    if !options.cold {
+        run_once(&candidates[0])?;
+    }
+    let mut samples = Vec::new();
+    for _ in 0..options.runs {
+        if options.cold {
+            drop_caches()?;
+        }
+        samples.push(run_once(&candidates[0])?);
+    }
+    let entries = samples
+        .last()
+        .and_then(|s| s.output.split("\"entries\":").nth(1))
+        .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect::<String>())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let median = median(samples.iter().map(|s| s.wall.as_secs_f64()).collect());
+    let max_rss_kib = samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0);
+    Ok(vec![(size.to_owned(), entries, Summary { name: "walk".into(), median, max_rss_kib })])
 }
 
 /// Where cargo puts its builds: `CARGO_TARGET_DIR`, else `target` in the workspace.
@@ -240,11 +305,71 @@ fn ensure_tree(shared: &Path, trees: &Path, size: &str) -> anyhow::Result<PathBu
         std::fs::remove_dir_all(&tree)
             .with_context(|| format!("failed to remove {}", tree.display()))?;
     }
-    let mut mktree = Command::new("python3");
-    mktree.arg(shared.join("mktree.py")).arg(&tree).args(tree_args(size)?);
-    crate::run(&format!("generate the {size} tree (once)"), mktree)?;
+    match size {
+        "flat1m" => {
+            // One directory of 1,000,000 empty files.
+            std::fs::create_dir_all(&tree)?;
+            for i in 0..1_000_000 {
+                std::fs::File::create(tree.join(format!("f{i:07}")))?;
+            }
+        }
+        "deep10k" => {
+            // A chain of 10,000 directories, each with one small file, made
+            // relative to the previous one (a path this long cannot be used whole).
+            use std::os::fd::AsFd;
+            std::fs::create_dir_all(&tree)?;
+            let mut dir = std::fs::File::open(&tree)?;
+            for i in 0..10_000 {
+                let fd = dir.as_fd();
+                rustix_like_mkdirat(fd, "d")?;
+                let file = openat(fd, "f", true)?;
+                drop(file);
+                dir = openat(fd, "d", false)?;
+                let _ = i;
+            }
+        }
+        _ => {
+            let mut mktree = Command::new("python3");
+            mktree.arg(shared.join("mktree.py")).arg(&tree).args(tree_args(size)?);
+            crate::run(&format!("generate the {size} tree (once)"), mktree)?;
+        }
+    }
     std::fs::write(&done, b"")?;
     Ok(tree)
+}
+
+/// `mkdirat(dir, name, 0755)`.
+fn rustix_like_mkdirat(dir: std::os::fd::BorrowedFd<'_>, name: &str) -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd;
+    let name = std::ffi::CString::new(name)?;
+    // SAFETY: `dir` is an open descriptor and `name` a NUL-terminated string.
+    let result = unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o755) };
+    anyhow::ensure!(result == 0, "mkdirat: {}", std::io::Error::last_os_error());
+    Ok(())
+}
+
+/// Opens `name` in `dir`: a new small file, or the directory.
+fn openat(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &str,
+    create_file: bool,
+) -> anyhow::Result<std::fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let name = std::ffi::CString::new(name)?;
+    let flags = if create_file {
+        libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC
+    } else {
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC
+    };
+    // SAFETY: `dir` is an open descriptor and `name` a NUL-terminated string.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, 0o644) };
+    anyhow::ensure!(fd >= 0, "openat: {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    if create_file {
+        std::io::Write::write_all(&mut &file, b"deep")?;
+    }
+    Ok(file)
 }
 
 fn drop_caches() -> anyhow::Result<()> {

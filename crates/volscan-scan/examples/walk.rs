@@ -1,6 +1,6 @@
 //! `walk [--dirs] [--threads N] [--readdir-order] ROOT`: one native walk of
 //! `ROOT`, as a plain `scan` or, with `--dirs`, as `scan_with_dirs`, printing
-//! `{"size_bytes":N,"dirs":K}`. `cargo xtask bench-scan` runs it both ways on
+//! `{"size_bytes":N,"entries":E,"dirs":K}`. `cargo xtask bench-scan` runs it both ways on
 //! the same tree to price the directory breakdown (its time and peak RSS)
 //! without the rest of the server in the process, and with
 //! `--readdir-order` (entries measured in listing order instead of inode
@@ -44,7 +44,11 @@ fn main() -> ExitCode {
     match result {
         Ok((usage, dirs)) => {
             let dirs = dirs.map_or_else(|| "null".to_owned(), |n| n.to_string());
-            println!("{{\"size_bytes\":{},\"dirs\":{dirs}}}", usage.size_bytes);
+            let entries = usage.entries().unwrap_or(0);
+            println!(
+                "{{\"size_bytes\":{},\"entries\":{entries},\"dirs\":{dirs}}}",
+                usage.size_bytes
+            );
             ExitCode::SUCCESS
         }
         Err(err) => fail(&volscan_domain::error_chain(&err)),
