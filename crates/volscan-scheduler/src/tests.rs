@@ -404,6 +404,32 @@ async fn a_full_queue_refuses_manual_triggers_and_bulk_reports_what_it_skipped()
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_batch_larger_than_the_queue_takes_the_stalest_volumes_first() {
+    let names: Vec<String> = (0..150).map(|i| format!("vol{i:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let h = harness(&refs, FakeEngine::new(Behaviour::Measure(1)), options()).await;
+    let first = h.handle.scan_all().await.unwrap();
+    assert_eq!((first.count, first.skipped), (100, 50), "never measured: name order");
+    let queued = |batch| {
+        let runs = h.repo.runs(&RunFilter { batch: Some(batch), ..RunFilter::default() }).unwrap();
+        runs.into_iter().map(|run| run.volume.to_string()).collect::<HashSet<String>>()
+    };
+    assert!(
+        queued(first.batch_id).contains("vol099") && !queued(first.batch_id).contains("vol100")
+    );
+    h.until("the first batch completes", |h| h.handle.status().total_completed >= 100).await;
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let second = h.handle.scan_all().await.unwrap();
+    assert_eq!((second.count, second.skipped), (100, 50));
+    let taken = queued(second.batch_id);
+    assert!(
+        (100..150).all(|i| taken.contains(&format!("vol{i:03}"))),
+        "the 50 left out last time come first"
+    );
+    h.handle.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn bulk_runs_share_a_cooldown() {
     let h = harness(&["aa", "bb"], FakeEngine::new(Behaviour::Measure(1)), options()).await;
     let first = h.handle.scan_all().await.unwrap();

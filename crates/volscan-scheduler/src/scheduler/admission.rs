@@ -9,6 +9,7 @@
 //! and one run per volume while the queue has room. The depth task
 //! (`track_depth`) keeps the depth gauge in step with the table.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -160,9 +161,17 @@ impl Admission {
         now: Timestamp,
     ) -> Result<BatchSummary, SchedulerError> {
         let sync = SourceSync { ports: Arc::clone(&self.ports), ledger: Arc::clone(&self.ledger) };
-        let (volumes, _) = sync.reconcile().await?;
+        let (mut volumes, _) = sync.reconcile().await?;
         let (ports, queue) = (Arc::clone(&self.ports), Arc::clone(&self.queue));
         let summary = blocking(move || -> Result<BatchSummary, SchedulerError> {
+            // Stalest first (never measured, then the oldest measurement;
+            // ties by name): when the queue cannot take every volume, the
+            // ones left out are the freshest, and the next batch reaches them.
+            let measured: HashMap<VolumeName, Timestamp> =
+                ports.repo.latest_stats()?.into_iter().map(|stat| (stat.volume, stat.ts)).collect();
+            volumes.sort_by(|a, b| {
+                (measured.get(&a.name), &a.name).cmp(&(measured.get(&b.name), &b.name))
+            });
             let batch_id = BatchId::new();
             let mut summary = BatchSummary { batch_id, count: 0, skipped: 0, deduplicated: 0 };
             let mut depth = ports.repo.count_runs(&RunFilter::with_status(ScanStatus::Queued))?;
