@@ -4,7 +4,8 @@
 //! the same tree to price the directory breakdown (its time and peak RSS)
 //! without the rest of the server in the process, and with
 //! `--readdir-order` (entries measured in listing order instead of inode
-//! order) for `--experiments`.
+//! order) and `--normal-priority` (without `Priority::GENTLE`) for
+//! `--experiments`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,11 +13,12 @@ use std::process::ExitCode;
 use volscan_domain::{CancelToken, ScanContext, ScanEngine};
 use volscan_scan::NativeEngine;
 
-const USAGE: &str = "usage: walk [--dirs] [--threads N] [--readdir-order] ROOT";
+const USAGE: &str = "usage: walk [--dirs] [--threads N] [--readdir-order] [--normal-priority] ROOT";
 
 fn main() -> ExitCode {
     let mut dirs = false;
     let mut inode_order = true;
+    let mut priority = volscan_scan::Priority::default();
     let mut threads = volscan_scan::NativeEngine::default().threads();
     let mut root = None;
     let mut args = std::env::args().skip(1);
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
         match arg.as_str() {
             "--dirs" => dirs = true,
             "--readdir-order" => inode_order = false,
+            "--normal-priority" => priority = volscan_scan::Priority::UNCHANGED,
             "--threads" => match args.next().and_then(|n| n.parse().ok()) {
                 Some(n) => threads = n,
                 None => return fail("--threads takes a number"),
@@ -33,7 +36,7 @@ fn main() -> ExitCode {
         }
     }
     let Some(root) = root else { return fail("no ROOT") };
-    let engine = NativeEngine::with_threads(threads).inode_order(inode_order);
+    let engine = NativeEngine::with_threads(threads).inode_order(inode_order).priority(priority);
     let cancel = CancelToken::new();
     let context = ScanContext { cancel: &cancel, progress: &|_| {} };
     let result = if dirs {
