@@ -27,8 +27,9 @@ usage: cargo xtask bench-scan [--runs N] [--cold] [--trees 100k,1m] [--native-th
   --cold               drop the page cache before every run (root only)
   --trees LIST         which trees: 100k (about 100,000 entries), 1m (about 1,000,000)
   --native-threads L   thread counts to measure the native method with (default 2,4)
-  --experiments        only diskus and the native walk in inode order and in listing order,
-                       at each thread count (docs/performance.md)
+  --experiments        only diskus and the native walk in listing order, in inode order, and
+                       in inode order at the default priority, at each thread count
+                       (docs/performance.md)
   --scaling            only the native walk (default threads), for its wall time and peak RSS
                        per tree; more trees: 10k, 3m, flat1m (one directory of 1,000,000 empty
                        files), deep10k (a chain of 10,000 directories)
@@ -142,12 +143,15 @@ pub fn bench_scan(args: &[String]) -> anyhow::Result<()> {
                 args: vec![tree.clone().into()],
             }];
             for threads in &options.native_threads {
-                for (label, extra) in
-                    [("inode order", None), ("listing order", Some("--readdir-order"))]
-                {
+                let variants: [(&str, &[&str]); 3] = [
+                    ("listing order, normal priority", &["--readdir-order", "--normal-priority"]),
+                    ("inode order, normal priority", &["--normal-priority"]),
+                    ("inode order, nice 10 + idle I/O (default)", &[]),
+                ];
+                for (label, extra) in variants {
                     let mut args: Vec<OsString> =
                         vec!["--threads".into(), threads.to_string().into()];
-                    args.extend(extra.map(OsString::from));
+                    args.extend(extra.iter().map(OsString::from));
                     args.push(tree.clone().into());
                     let name = format!("walk -j {threads}, {label}");
                     candidates.push(Candidate { name, program: walk.clone(), args });
