@@ -45,9 +45,20 @@ use volscan_domain::{
 use crate::breakdown::{Breakdown, Owners};
 use crate::priority::Priority;
 
-/// Worker threads by default. Periodic scans usually meet a cold page cache,
-/// where the walk waits on the disk and more threads than cores pay off.
-pub const DEFAULT_THREADS: usize = 4;
+/// Worker threads at most, by default. Periodic scans usually meet a cold
+/// page cache, where the walk waits on the disk and more requests in flight
+/// than cores pay off; on a warm cache, threads beyond the cores only
+/// contend. So a walk starts with as many workers as cores (at most this
+/// many) and wakes the rest only once its stats turn out slow (see `SLOW_STAT`).
+pub const DEFAULT_THREADS: usize = 8;
+
+/// A stat taking this long came from the disk, not the cache (a cached one
+/// takes a microsecond or two).
+const SLOW_STAT: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// Slow stats one worker sees before the walk wakes its extra workers: a
+/// few, so that a stat delayed by the CPU scheduler now and then does not.
+const SLOW_TO_WIDEN: u32 = 32;
 
 /// Size of each worker's `getdents64` buffer.
 const DIRENT_BUFFER: usize = 32 * 1024;
@@ -155,15 +166,19 @@ impl NativeEngine {
         let root_stat = rustix::fs::fstat(&root_fd)
             .map_err(|errno| ScanError::Io { path: root.to_path_buf(), source: errno.into() })?;
 
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         let walk = Walk {
             root_dev: root_stat.st_dev,
             inode_order: self.inode_order,
+            base_workers: cores.min(self.threads),
+            widened: std::sync::atomic::AtomicBool::new(false),
             queue: Mutex::new(Queue {
                 pending: vec![Pending { at: At::Root(root_fd), owners: None }],
                 active: 0,
                 stopped: false,
             }),
             ready: Condvar::new(),
+            gate: Condvar::new(),
             links: Mutex::new(HashSet::new()),
             seen: AtomicU64::new(1),
             cancel: context.cancel,
@@ -177,11 +192,12 @@ impl NativeEngine {
         std::thread::scope(|scope| {
             // Every worker is a thread of its own, so that lowering its
             // priority never touches the caller (a runtime's pooled thread).
+            let walk = &walk;
             let workers: Vec<_> = (0..self.threads)
-                .map(|_| {
-                    scope.spawn(|| {
+                .map(|index| {
+                    scope.spawn(move || {
                         priority.apply_to_current_thread();
-                        walk.work()
+                        walk.work(index)
                     })
                 })
                 .collect();
@@ -254,6 +270,8 @@ struct Scratch {
     buffer: Vec<MaybeUninit<u8>>,
     batch: Vec<(u64, usize)>,
     names: Vec<u8>,
+    /// Slow stats this worker has seen (up to `SLOW_TO_WIDEN`).
+    slow: u32,
 }
 
 /// The directory being read and where its entries go.
@@ -264,6 +282,8 @@ struct Listing<'a> {
     children: &'a mut Vec<Pending>,
     /// Entries measured so far.
     seen: u64,
+    /// The worker's count of slow stats.
+    slow: &'a mut u32,
 }
 
 /// Counts from one worker, summed at the end.
@@ -295,8 +315,15 @@ struct Walk<'a> {
     root_dev: u64,
     /// Measure entries in inode order (see `NativeEngine::inode_order`).
     inode_order: bool,
+    /// Workers that take directories from the start; the others wait
+    /// until `widened`.
+    base_workers: usize,
+    /// Set once stats turned out slow (a cold cache): every worker takes work.
+    widened: std::sync::atomic::AtomicBool,
     queue: Mutex<Queue>,
     ready: Condvar,
+    /// Where extra workers wait until the walk is widened.
+    gate: Condvar,
     /// (device, inode) of hard-linked files already counted.
     links: Mutex<HashSet<(u64, u64)>>,
     /// Entries seen so far, for progress.
@@ -315,15 +342,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Walk<'_> {
     /// One worker: takes directories until none are left or the walk stops.
-    fn work(&self) -> Totals {
+    fn work(&self, index: usize) -> Totals {
         let mut totals = Totals::default();
         let mut scratch = Scratch {
             buffer: vec![MaybeUninit::<u8>::uninit(); DIRENT_BUFFER],
             batch: Vec::new(),
             names: Vec::new(),
+            slow: 0,
         };
+        let extra = index >= self.base_workers;
         let mut children = Vec::new();
-        while let Some(Pending { at, owners }) = self.next() {
+        while let Some(Pending { at, owners }) = self.next(extra) {
             let (blocks, files) = (totals.blocks, totals.files);
             self.read_directory(at, owners.as_ref(), &mut scratch, &mut totals, &mut children);
             if let Some(owners) = owners {
@@ -336,28 +365,40 @@ impl Walk<'_> {
         totals
     }
 
-    fn next(&self) -> Option<Pending> {
+    /// The next directory to read; `extra` workers wait on `gate` until the
+    /// walk is widened (or ends), so that waking a worker for new work never
+    /// wakes one that may not take it.
+    fn next(&self, extra: bool) -> Option<Pending> {
         let mut queue = lock(&self.queue);
         loop {
             if queue.stopped {
                 return None;
             }
             if self.cancel.is_canceled() {
-                queue.stopped = true;
-                self.ready.notify_all();
+                self.stop(&mut queue);
                 return None;
+            }
+            if extra && !self.widened.load(Ordering::Acquire) {
+                queue = self.gate.wait(queue).unwrap_or_else(PoisonError::into_inner);
+                continue;
             }
             if let Some(directory) = queue.pending.pop() {
                 queue.active += 1;
                 return Some(directory);
             }
             if queue.active == 0 {
-                queue.stopped = true;
-                self.ready.notify_all();
+                self.stop(&mut queue);
                 return None;
             }
             queue = self.ready.wait(queue).unwrap_or_else(PoisonError::into_inner);
         }
+    }
+
+    /// Ends the walk: every worker, waiting or not, returns.
+    fn stop(&self, queue: &mut Queue) {
+        queue.stopped = true;
+        self.ready.notify_all();
+        self.gate.notify_all();
     }
 
     fn done_with(&self, children: &mut Vec<Pending>) {
@@ -369,6 +410,14 @@ impl Walk<'_> {
             self.ready.notify_all();
         } else if added == 1 {
             self.ready.notify_one();
+        }
+    }
+
+    /// Wakes the extra workers: the cache is cold.
+    fn widen(&self) {
+        if !self.widened.swap(true, Ordering::AcqRel) {
+            let _queue = lock(&self.queue);
+            self.gate.notify_all();
         }
     }
 
@@ -401,8 +450,8 @@ impl Walk<'_> {
             }
         };
         let fd = Arc::new(fd);
-        let mut listing = Listing { fd: &fd, owners, totals, children, seen: 0 };
-        let Scratch { buffer, batch, names } = scratch;
+        let Scratch { buffer, batch, names, slow } = scratch;
+        let mut listing = Listing { fd: &fd, owners, totals, children, seen: 0, slow };
         batch.clear();
         names.clear();
         let mut entries = RawDir::new(&*fd, buffer);
@@ -478,7 +527,15 @@ impl Walk<'_> {
             return false;
         }
         let totals = &mut *listing.totals;
-        let stat = match rustix::fs::statat(&**listing.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+        let started = std::time::Instant::now();
+        let stat = rustix::fs::statat(&**listing.fd, name, AtFlags::SYMLINK_NOFOLLOW);
+        if *listing.slow < SLOW_TO_WIDEN && started.elapsed() >= SLOW_STAT {
+            *listing.slow += 1;
+            if *listing.slow == SLOW_TO_WIDEN {
+                self.widen();
+            }
+        }
+        let stat = match stat {
             Ok(stat) => stat,
             Err(Errno::NOENT) => return true,
             Err(_) => {
