@@ -54,11 +54,11 @@ pub const DEFAULT_THREADS: usize = 8;
 
 /// A stat taking this long came from the disk, not the cache (a cached one
 /// takes a microsecond or two).
-const SLOW_STAT: std::time::Duration = std::time::Duration::from_micros(100);
+const SLOW_STAT: std::time::Duration = std::time::Duration::from_micros(20);
 
-/// Slow stats one worker sees before the walk wakes its extra workers: a
-/// few, so that a stat delayed by the CPU scheduler now and then does not.
-const SLOW_TO_WIDEN: u32 = 32;
+/// Slow stats the walk sees before it wakes its extra workers: a few, so
+/// that a stat delayed by the CPU scheduler now and then does not.
+const SLOW_TO_WIDEN: u32 = 8;
 
 /// Size of each worker's `getdents64` buffer.
 const DIRENT_BUFFER: usize = 32 * 1024;
@@ -172,6 +172,7 @@ impl NativeEngine {
             inode_order: self.inode_order,
             base_workers: cores.min(self.threads),
             widened: std::sync::atomic::AtomicBool::new(false),
+            slow: std::sync::atomic::AtomicU32::new(0),
             queue: Mutex::new(Queue {
                 pending: vec![Pending { at: At::Root(root_fd), owners: None }],
                 active: 0,
@@ -270,8 +271,6 @@ struct Scratch {
     buffer: Vec<MaybeUninit<u8>>,
     batch: Vec<(u64, usize)>,
     names: Vec<u8>,
-    /// Slow stats this worker has seen (up to `SLOW_TO_WIDEN`).
-    slow: u32,
 }
 
 /// The directory being read and where its entries go.
@@ -282,8 +281,6 @@ struct Listing<'a> {
     children: &'a mut Vec<Pending>,
     /// Entries measured so far.
     seen: u64,
-    /// The worker's count of slow stats.
-    slow: &'a mut u32,
 }
 
 /// Counts from one worker, summed at the end.
@@ -320,6 +317,8 @@ struct Walk<'a> {
     base_workers: usize,
     /// Set once stats turned out slow (a cold cache): every worker takes work.
     widened: std::sync::atomic::AtomicBool,
+    /// Slow stats seen so far (counted until the walk is widened).
+    slow: std::sync::atomic::AtomicU32,
     queue: Mutex<Queue>,
     ready: Condvar,
     /// Where extra workers wait until the walk is widened.
@@ -348,7 +347,6 @@ impl Walk<'_> {
             buffer: vec![MaybeUninit::<u8>::uninit(); DIRENT_BUFFER],
             batch: Vec::new(),
             names: Vec::new(),
-            slow: 0,
         };
         let extra = index >= self.base_workers;
         let mut children = Vec::new();
@@ -450,8 +448,8 @@ impl Walk<'_> {
             }
         };
         let fd = Arc::new(fd);
-        let Scratch { buffer, batch, names, slow } = scratch;
-        let mut listing = Listing { fd: &fd, owners, totals, children, seen: 0, slow };
+        let Scratch { buffer, batch, names } = scratch;
+        let mut listing = Listing { fd: &fd, owners, totals, children, seen: 0 };
         batch.clear();
         names.clear();
         let mut entries = RawDir::new(&*fd, buffer);
@@ -529,11 +527,11 @@ impl Walk<'_> {
         let totals = &mut *listing.totals;
         let started = std::time::Instant::now();
         let stat = rustix::fs::statat(&**listing.fd, name, AtFlags::SYMLINK_NOFOLLOW);
-        if *listing.slow < SLOW_TO_WIDEN && started.elapsed() >= SLOW_STAT {
-            *listing.slow += 1;
-            if *listing.slow == SLOW_TO_WIDEN {
-                self.widen();
-            }
+        if started.elapsed() >= SLOW_STAT
+            && !self.widened.load(Ordering::Relaxed)
+            && self.slow.fetch_add(1, Ordering::Relaxed) + 1 == SLOW_TO_WIDEN
+        {
+            self.widen();
         }
         let stat = match stat {
             Ok(stat) => stat,
