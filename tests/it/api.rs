@@ -13,10 +13,10 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{App, test};
 use serde_json::Value;
-use volscan_domain::{EngineChain, Repository, ScanMethod, VolumeName};
+use volscan_domain::{Repository, ScanMethod, VolumeName};
 use volscan_http::AppState;
 use volscan_repo::DieselRepository;
-use volscan_scheduler::{SchedulerBuilder, SchedulerHandle, SchedulerOptions, StaticSource};
+use volscan_scheduler::{SchedulerHandle, StaticSource};
 use volscan_testing::TempDir;
 
 const TOKEN: &str = "test-token-0123456789";
@@ -46,17 +46,8 @@ async fn api(
     let repo = DieselRepository::connect(&db.sqlite_url(), 4).unwrap();
     repo.migrate().unwrap();
     let repo: Arc<dyn Repository> = Arc::new(repo);
-    let engines = EngineChain::new(vec![volscan_scan::engine(
-        ScanMethod::Native,
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )]);
-    let options =
-        SchedulerOptions { periodic: false, retention: None, ..SchedulerOptions::default() };
     let source = Arc::new(StaticSource::new(named));
-    let scheduler = SchedulerBuilder::new(source.clone(), engines, Arc::clone(&repo), options)
-        .start()
-        .await
-        .unwrap();
+    let scheduler = crate::support::native_scheduler(source.clone(), Arc::clone(&repo)).await;
     let state = AppState::new(
         Arc::clone(&repo) as Arc<dyn volscan_domain::ReadRepository>,
         source,

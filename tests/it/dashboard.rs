@@ -16,12 +16,12 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::{App, test};
 use volscan_domain::{
-    DiscoveredVolume, EngineChain, NewScanRun, Repository, RunOutcome, ScanId, ScanMethod,
-    Timestamp, Trigger, VolumeKind, VolumeName,
+    DiscoveredVolume, NewScanRun, Repository, RunOutcome, ScanId, Timestamp, Trigger, VolumeKind,
+    VolumeName,
 };
 use volscan_http::AppState;
 use volscan_repo::DieselRepository;
-use volscan_scheduler::{SchedulerBuilder, SchedulerHandle, SchedulerOptions, StaticSource};
+use volscan_scheduler::{SchedulerHandle, StaticSource};
 use volscan_testing::{PgDatabase, TempDir};
 
 const TOKEN: &str = "dash-token-5b9e0c";
@@ -99,17 +99,8 @@ async fn dash(
     repo.claim_next(now).unwrap().unwrap();
     repo.record_outcome(scan_id, RunOutcome::Failed { reason: ERROR.to_owned() }, now).unwrap();
 
-    let engines = EngineChain::new(vec![volscan_scan::engine(
-        ScanMethod::Native,
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )]);
-    let options =
-        SchedulerOptions { periodic: false, retention: None, ..SchedulerOptions::default() };
     let source = Arc::new(StaticSource::new(named));
-    let scheduler = SchedulerBuilder::new(source.clone(), engines, Arc::clone(&repo), options)
-        .start()
-        .await
-        .unwrap();
+    let scheduler = crate::support::native_scheduler(source.clone(), Arc::clone(&repo)).await;
     // Labels after the first reconcile, which writes the source's (none).
     let labels = BTreeMap::from([(LABEL_KEY.to_owned(), LABEL_VALUE.to_owned())]);
     repo.upsert_volume(&discovered(labels), Timestamp::now_utc()).unwrap();

@@ -80,3 +80,36 @@ fn the_default_listen_address_is_loopback() {
     assert!(output.status.success(), "{stderr}");
     assert!(stdout.lines().any(|line| line == "VOLSCAN_BIND=127.0.0.1:8080"), "{stdout}");
 }
+
+/// The dashboard's settings wired through the real binary: `AUTH_READ`
+/// closes every read but health to requests without the token (pages go to
+/// the login), and `VOLSCAN_DASHBOARD=false` leaves only the API.
+#[test]
+fn auth_read_and_the_dashboard_switch_reach_the_real_server() {
+    let dir = TempDir::new("it-security-read");
+    let url = dir.sqlite_url();
+    let base =
+        [("DATABASE_URL", url.as_str()), ("SCAN_ENABLED", "false"), ("SCAN_SKIP_PATTERN", ".")];
+    let mut vars = base.to_vec();
+    vars.push(("AUTH_READ", "true"));
+    let server = ServerProcess::start(&vars, dir.path());
+    let answer = |path: &str, auth: bool| server.request("GET", path, auth, None).unwrap();
+    for path in ["/api/v1/volumes", "/api/v1/summary", "/metrics", "/api/v1/scheduler/status"] {
+        assert_eq!(answer(path, false).0, 401, "{path} without the token");
+        assert_eq!(answer(path, true).0, 200, "{path} with the token");
+    }
+    assert_eq!(answer("/api/v1/health", false).0, 200, "health stays open");
+    let (status, head, _) = answer("/", false);
+    assert_eq!(status, 303, "{head}");
+    assert!(head.to_ascii_lowercase().contains("location: /login?next=/"), "{head}");
+    drop(server);
+
+    let mut vars = base.to_vec();
+    vars.push(("VOLSCAN_DASHBOARD", "false"));
+    let server = ServerProcess::start(&vars, dir.path());
+    let (status, _, body) = server.request("GET", "/", false, None).unwrap();
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    assert_eq!(server.request("GET", "/api/v1/volumes", false, None).unwrap().0, 200);
+    let (status, head, _) = server.request("GET", "/scans", false, None).unwrap();
+    assert_eq!(status, 404, "{head}");
+}

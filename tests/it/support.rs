@@ -330,3 +330,19 @@ pub fn seed(
         RunOutcome::Completed { usage, method: ScanMethod::Du, duration: Duration::from_secs(1) };
     repo.record_outcome(scan_id, outcome, at).unwrap();
 }
+
+/// A scheduler over `source` and `repo` measuring with the native engine,
+/// without periodic runs or retention: what the app-factory tests drive.
+pub async fn native_scheduler(
+    source: std::sync::Arc<volscan_scheduler::StaticSource>,
+    repo: std::sync::Arc<dyn volscan_domain::Repository>,
+) -> volscan_scheduler::SchedulerHandle {
+    use volscan_scheduler::{SchedulerBuilder, SchedulerOptions};
+    let engines = volscan_domain::EngineChain::new(vec![volscan_scan::engine(
+        volscan_domain::ScanMethod::Native,
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )]);
+    let options =
+        SchedulerOptions { periodic: false, retention: None, ..SchedulerOptions::default() };
+    SchedulerBuilder::new(source, engines, repo, options).start().await.unwrap()
+}

@@ -11,15 +11,13 @@
 //! compressed with gzip as a browser asks for it, with and without its
 //! assets (goal: < 250 KB without cached assets).
 
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use diesel::Connection;
 use diesel::connection::SimpleConnection;
 
-use crate::bench_http::{Running, wait_for};
+use crate::bench_http::{release_server, wait_for};
 
 const VOLUMES: u32 = 1000;
 const POINTS: u32 = 120;
@@ -62,27 +60,14 @@ fn fill_sql() -> String {
 }
 
 /// One `GET path` with `Accept-Encoding: gzip`; the status, how long until
-/// the whole answer arrived, and the body's size on the wire.
+/// the whole answer arrived, and the body's size on the wire (a chunked body
+/// carries its chunk sizes too: a few bytes per chunk).
 fn get(port: u16, path: &str) -> anyhow::Result<(u16, Duration, usize)> {
-    let started = Instant::now();
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).with_context(|| format!("GET {path}"))?;
-    let took = started.elapsed();
-    let head_end = answer.windows(4).position(|w| w == b"\r\n\r\n").context("no head")?;
-    let head = String::from_utf8_lossy(&answer[..head_end]).to_ascii_lowercase();
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    if !head.contains("content-encoding: gzip") {
-        bail!("GET {path} was not compressed:\n{head}");
+    let answer = crate::bench_http::get(port, path, true)?;
+    if !answer.head.contains("content-encoding: gzip") {
+        bail!("GET {path} was not compressed:\n{}", answer.head);
     }
-    let body = &answer[head_end + 4..];
-    // A chunked body carries its chunk sizes too: a few bytes per chunk.
-    Ok((status, took, body.len()))
+    Ok((answer.status, answer.took, answer.body.len()))
 }
 
 /// The `n`-th percentile of sorted durations, in milliseconds.
@@ -118,19 +103,7 @@ pub fn bench_dashboard() -> anyhow::Result<()> {
     );
 
     let port = 18192;
-    let _server = Running(
-        Command::new(root.join("target/release/volscan-server"))
-            .env_clear()
-            .env("DATABASE_URL", &url)
-            .env("VOLSCAN_BIND", format!("127.0.0.1:{port}"))
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-            .env("SCAN_ENABLED", "false")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("failed to start the server")?,
-    );
+    let _server = release_server(&root, &url, port)?;
     wait_for(port, "the server")?;
     let (status, first, _) = get(port, "/")?;
     anyhow::ensure!(status == 200, "GET / answered {status}");
@@ -156,14 +129,7 @@ pub fn bench_dashboard() -> anyhow::Result<()> {
         sorted_by_delta.push(get(port, "/?sort=delta_7d:desc")?.1);
     }
     sorted_by_delta.sort();
-    let overview = std::str::from_utf8(&{
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-        write!(stream, "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
-        let mut all = Vec::new();
-        stream.read_to_end(&mut all)?;
-        all
-    })?
-    .to_owned();
+    let overview = String::from_utf8(crate::bench_http::get(port, "/", false)?.body)?;
     let rows = overview.matches("<tr data-volume=").count();
     let sparks = overview.matches("<svg class=\"spark\"").count();
     anyhow::ensure!(rows == VOLUMES as usize, "the overview lists {rows} volumes");

@@ -88,18 +88,66 @@ impl Drop for Running {
     }
 }
 
-/// One `GET path`, read to the end (at most two minutes).
-fn warm(port: u16, path: &str) -> anyhow::Result<()> {
+/// One HTTP answer read to the end: status, head (lower-cased), body, and
+/// how long from connecting until the last byte.
+pub(crate) struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+    pub took: Duration,
+}
+
+/// One `GET path` over a fresh connection (at most two minutes), asking for
+/// gzip when `gzip`.
+pub(crate) fn get(port: u16, path: &str, gzip: bool) -> anyhow::Result<Answer> {
     use std::io::{Read, Write};
+    let started = Instant::now();
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let encoding = if gzip { "Accept-Encoding: gzip\r\n" } else { "" };
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{encoding}Connection: close\r\n\r\n"
+    )?;
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).with_context(|| format!("GET {path}"))?;
-    if !answer.starts_with(b"HTTP/1.1 200") {
-        bail!("GET {path}: {}", String::from_utf8_lossy(&answer[..answer.len().min(200)]));
+    let took = started.elapsed();
+    let head_end = answer.windows(4).position(|w| w == b"\r\n\r\n").context("no head")?;
+    let head = String::from_utf8_lossy(&answer[..head_end]).to_ascii_lowercase();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok(Answer { status, head, body: answer[head_end + 4..].to_vec(), took })
+}
+
+/// One `GET path` that must answer 200.
+fn warm(port: u16, path: &str) -> anyhow::Result<()> {
+    let answer = get(port, path, false)?;
+    if answer.status != 200 {
+        bail!("GET {path}: {}", answer.head);
     }
     Ok(())
+}
+
+/// The release server on 127.0.0.1:`port` over `url`, with periodic scans
+/// off and a Docker socket that does not exist (so the reconcile cannot mark
+/// generated volumes removed); killed when dropped.
+pub(crate) fn release_server(
+    root: &std::path::Path,
+    url: &str,
+    port: u16,
+) -> anyhow::Result<Running> {
+    Ok(Running(
+        Command::new(root.join("target/release/volscan-server"))
+            .env_clear()
+            .env("DATABASE_URL", url)
+            .env("VOLSCAN_BIND", format!("127.0.0.1:{port}"))
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .env("SCAN_ENABLED", "false")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("failed to start the server")?,
+    ))
 }
 
 pub(crate) fn wait_for(port: u16, path: &str) -> anyhow::Result<()> {
@@ -183,19 +231,7 @@ pub fn bench_http(args: &[String]) -> anyhow::Result<()> {
     fill(&url)?;
 
     let (port, bare_port) = (18190, 18191);
-    let server = Running(
-        Command::new(root.join("target/release/volscan-server"))
-            .env_clear()
-            .env("DATABASE_URL", &url)
-            .env("VOLSCAN_BIND", format!("127.0.0.1:{port}"))
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-            .env("SCAN_ENABLED", "false")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("failed to start the server")?,
-    );
+    let server = release_server(&root, &url, port)?;
     let bare = Running(
         Command::new(root.join("target/release/examples/bare"))
             .arg(format!("127.0.0.1:{bare_port}"))

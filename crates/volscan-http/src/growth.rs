@@ -36,14 +36,19 @@ const MAX_ONE_BY_ONE: usize = 20;
 /// Growth by volume; a volume without stats is absent.
 pub(crate) type GrowthMap = HashMap<VolumeName, Growth>;
 
-/// Groups `points` (ordered by volume, as the repository returns them; any
-/// order works) by volume and computes each volume's growth.
-pub(crate) fn by_volume(points: &[SizePoint]) -> GrowthMap {
+/// `points` (ordered by volume, as the repository returns them; any order
+/// works) grouped by volume, as (time, size) pairs.
+fn series(points: &[SizePoint]) -> HashMap<&VolumeName, Vec<(Timestamp, u64)>> {
     let mut series: HashMap<&VolumeName, Vec<(Timestamp, u64)>> = HashMap::new();
     for point in points {
         series.entry(&point.volume).or_default().push((point.ts, point.size_bytes));
     }
-    series.into_iter().map(|(volume, sizes)| (volume.clone(), growth(&sizes))).collect()
+    series
+}
+
+/// Groups `points` by volume and computes each volume's growth.
+pub(crate) fn by_volume(points: &[SizePoint]) -> GrowthMap {
+    series(points).into_iter().map(|(volume, sizes)| (volume.clone(), growth(&sizes))).collect()
 }
 
 /// Each volume's sizes over the [`WINDOW`] before its newest stat, thinned
@@ -54,24 +59,24 @@ pub(crate) type SparkMap = HashMap<VolumeName, Arc<[(Timestamp, u64)]>>;
 /// Most points of one sparkline.
 pub(crate) const SPARK_POINTS: usize = 30;
 
-/// Groups `points` by volume into sparklines (see [`SparkMap`]); the point
-/// before the window that deltas are measured against is left out.
-pub(crate) fn sparks_by_volume(points: &[SizePoint]) -> SparkMap {
-    let mut series: HashMap<&VolumeName, Vec<(Timestamp, u64)>> = HashMap::new();
-    for point in points {
-        series.entry(&point.volume).or_default().push((point.ts, point.size_bytes));
-    }
+/// One volume's sparkline from its sizes; the point before the window that
+/// deltas are measured against is left out.
+fn spark(mut sizes: Vec<(Timestamp, u64)>) -> Arc<[(Timestamp, u64)]> {
     let window = time::Duration::try_from(WINDOW).unwrap_or(time::Duration::ZERO);
-    series
-        .into_iter()
-        .map(|(volume, mut sizes)| {
-            sizes.sort_by_key(|&(ts, _)| ts);
-            let start = sizes.last().map(|&(newest, _)| newest - window);
-            sizes.retain(|&(ts, _)| start.is_none_or(|start| ts >= start));
-            let thinned = crate::dashboard::thin(&sizes, |p| p.0, SPARK_POINTS);
-            (volume.clone(), Arc::from(thinned))
-        })
-        .collect()
+    sizes.sort_by_key(|&(ts, _)| ts);
+    let start = sizes.last().map(|&(newest, _)| newest - window);
+    sizes.retain(|&(ts, _)| start.is_none_or(|start| ts >= start));
+    Arc::from(crate::dashboard::thin(&sizes, |p| p.0, SPARK_POINTS))
+}
+
+/// Groups `points` by volume once, for both each volume's growth and its sparkline.
+fn analyse(points: &[SizePoint]) -> (GrowthMap, SparkMap) {
+    let (mut map, mut sparks) = (GrowthMap::new(), SparkMap::new());
+    for (volume, sizes) in series(points) {
+        map.insert(volume.clone(), growth(&sizes));
+        sparks.insert(volume.clone(), spark(sizes));
+    }
+    (map, sparks)
 }
 
 /// Every volume's growth at one data version, and what it was computed from.
@@ -157,12 +162,12 @@ fn refresh<S: Sizes + ?Sized>(
                 .map(|(volume, spark)| (volume.clone(), Arc::clone(spark)))
                 .collect();
             for volume in changed {
-                let points = repo.sizes(Some(volume))?;
-                match by_volume(&points).remove(volume) {
+                let (mut growth, mut spark) = analyse(&repo.sizes(Some(volume))?);
+                match growth.remove(volume) {
                     Some(growth) => map.insert(volume.clone(), growth),
                     None => map.remove(volume),
                 };
-                match sparks_by_volume(&points).remove(volume) {
+                match spark.remove(volume) {
                     Some(spark) => sparks.insert(volume.clone(), spark),
                     None => sparks.remove(volume),
                 };
@@ -170,8 +175,8 @@ fn refresh<S: Sizes + ?Sized>(
             (map, sparks, previous.full_at, previous.history)
         }
         _ => {
-            let points = repo.sizes(None)?;
-            (by_volume(&points), sparks_by_volume(&points), Instant::now(), history)
+            let (map, sparks) = analyse(&repo.sizes(None)?);
+            (map, sparks, Instant::now(), history)
         }
     };
     Ok(Snapshot { version, map: Arc::new(map), sparks: Arc::new(sparks), newest, full_at, history })

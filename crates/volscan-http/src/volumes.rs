@@ -85,7 +85,7 @@ impl SortKey {
 
 /// Orders two optional figures: known ones by `order` (reversed when
 /// `descending`), and an unknown one after every known one in both directions.
-fn nulls_last<T>(
+pub(crate) fn nulls_last<T>(
     a: Option<T>,
     b: Option<T>,
     descending: bool,

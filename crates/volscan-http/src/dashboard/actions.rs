@@ -57,12 +57,23 @@ fn guard(
     Ok(viewer)
 }
 
-/// After an action: back to the page it came from, or the scheduler's
-/// refusal as a page.
-fn done(result: Result<(), ApiError>, viewer: &Viewer, back: &str) -> HttpResponse {
-    match result {
-        Ok(()) => see_other(back),
-        Err(err) => error_page(&err, viewer, back),
+/// Runs `action` once `guard` lets the form through, then answers: back
+/// to the page the form came from, or the scheduler's refusal as a page.
+/// `action` is a future, so nothing of it runs when the guard refuses.
+async fn act(
+    request: &HttpRequest,
+    state: &AppState,
+    form: &ActionForm,
+    action: impl Future<Output = Result<(), ApiError>>,
+) -> HttpResponse {
+    let viewer = match guard(request, state, form) {
+        Ok(viewer) => viewer,
+        Err(answer) => return answer,
+    };
+    let back = session::local_path(form.back.as_deref());
+    match action.await {
+        Ok(()) => see_other(&back),
+        Err(err) => error_page(&err, &viewer, &back),
     }
 }
 
@@ -72,12 +83,8 @@ pub(crate) async fn scan_all(
     state: web::Data<AppState>,
     form: web::Form<ActionForm>,
 ) -> HttpResponse {
-    let viewer = match guard(&request, &state, &form) {
-        Ok(viewer) => viewer,
-        Err(answer) => return answer,
-    };
-    let result = state.scheduler.scan_all().await.map(drop).map_err(ApiError::from);
-    done(result, &viewer, &session::local_path(form.back.as_deref()))
+    let action = async { state.scheduler.scan_all().await.map(drop).map_err(ApiError::from) };
+    act(&request, &state, &form, action).await
 }
 
 /// `POST /actions/scan/{name}`.
@@ -87,15 +94,11 @@ pub(crate) async fn scan_volume(
     path: web::Path<String>,
     form: web::Form<ActionForm>,
 ) -> HttpResponse {
-    let viewer = match guard(&request, &state, &form) {
-        Ok(viewer) => viewer,
-        Err(answer) => return answer,
+    let action = async {
+        let name = volume_name(&path)?;
+        state.scheduler.scan_volume(name).await.map(drop).map_err(ApiError::from)
     };
-    let result = match volume_name(&path) {
-        Ok(name) => state.scheduler.scan_volume(name).await.map(drop).map_err(ApiError::from),
-        Err(err) => Err(err),
-    };
-    done(result, &viewer, &session::local_path(form.back.as_deref()))
+    act(&request, &state, &form, action).await
 }
 
 /// `POST /actions/cancel/{scan_id}`.
@@ -105,15 +108,12 @@ pub(crate) async fn cancel(
     path: web::Path<String>,
     form: web::Form<ActionForm>,
 ) -> HttpResponse {
-    let viewer = match guard(&request, &state, &form) {
-        Ok(viewer) => viewer,
-        Err(answer) => return answer,
+    let action = async {
+        let id =
+            path.parse().map_err(|_| ApiError::ScanNotFound(path.chars().take(64).collect()))?;
+        state.scheduler.cancel(id).await.map(drop).map_err(ApiError::from)
     };
-    let result = match path.parse() {
-        Ok(id) => state.scheduler.cancel(id).await.map(drop).map_err(ApiError::from),
-        Err(_) => Err(ApiError::ScanNotFound(path.chars().take(64).collect())),
-    };
-    done(result, &viewer, &session::local_path(form.back.as_deref()))
+    act(&request, &state, &form, action).await
 }
 
 /// Query of `GET /login`.

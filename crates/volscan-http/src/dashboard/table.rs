@@ -10,6 +10,7 @@ use volscan_domain::{Growth, ScanRun, Timestamp, Volume, VolumeStat};
 
 use super::overview::OverviewQuery;
 use super::{chart, encode, format};
+use crate::volumes::nulls_last;
 
 /// What the volume table sorts by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,13 +64,6 @@ pub(crate) struct Row<'a> {
 
 impl Row<'_> {
     pub(crate) fn compare(&self, other: &Self, column: Column, descending: bool) -> Ordering {
-        let known = |a: Option<i128>, b: Option<i128>| match (a, b) {
-            (Some(a), Some(b)) if descending => b.cmp(&a),
-            (Some(a), Some(b)) => a.cmp(&b),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
-        };
         let figure = |row: &Self| -> Option<i128> {
             match column {
                 Column::Name => None,
@@ -84,7 +78,8 @@ impl Row<'_> {
         if column == Column::Name {
             return if descending { by_name.reverse() } else { by_name };
         }
-        known(figure(self), figure(other)).then(by_name)
+        // The API's rule: unknown figures last in both directions.
+        nulls_last(figure(self), figure(other), descending, Ord::cmp).then(by_name)
     }
 }
 
