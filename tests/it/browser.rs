@@ -132,12 +132,14 @@ fn the_dashboard_in_a_real_browser() {
     assert_clean(&browser, &origin);
     browser.screenshot(&shots().join("overview-light.png"));
 
-    browser.click(&browser.find("th a[data-sort=delta_7d]"));
+    browser.click_to(&browser.find("th a[data-sort=delta_7d]"), "/?sort=delta_7d:desc");
     assert_eq!(table_order(&browser), names([&mid, &big, &small]), "sorted by Δ7d, largest first");
     assert!(browser.url().contains("sort=delta_7d:desc"), "{}", browser.url());
 
     // The volume page: the chart has the seeded points of the week and the scan.
-    browser.click(&browser.find(&format!("tr[data-volume=\"{}\"] td.name a", mid.name())));
+    let page = format!("/volumes/{}", mid.name());
+    browser
+        .click_to(&browser.find(&format!("tr[data-volume=\"{}\"] td.name a", mid.name())), &page);
     assert!(browser.url().ends_with(&format!("/volumes/{}", mid.name())), "{}", browser.url());
     let points =
         browser.script("return document.querySelectorAll('svg.chart circle.point').length;");
@@ -149,19 +151,22 @@ fn the_dashboard_in_a_real_browser() {
 
     // "Scan now" needs the token: log in, come back, scan, watch it finish.
     fill(&mid, "data/more", 4 * MIB);
-    browser.click(&browser.find("a[href^='/login?next=']"));
+    browser.click_to(&browser.find("a[href^='/login?next=']"), "/login?next=");
     assert!(browser.url().contains("/login?next="), "{}", browser.url());
     browser.type_into(&browser.find("input#token"), TOKEN);
-    browser.click(&browser.find("form[action='/login'] button"));
+    browser.click_to(&browser.find("form[action='/login'] button"), &page);
     assert!(browser.url().ends_with(&format!("/volumes/{}", mid.name())), "{}", browser.url());
     let cookie_visible = browser.script("return document.cookie;");
     assert_eq!(cookie_visible, "", "the session cookie is not readable by scripts");
     browser.click(&browser.find(&format!("form[action='/actions/scan/{}'] button", mid.name())));
+    // WebDriver may return from the click before the form's navigation ends,
+    // so the old page (four runs, all final) must not satisfy the wait.
     browser.wait_for(
-        "return !document.querySelector('[data-live-scan]') && \
+        "return document.querySelectorAll('#runs tbody tr').length === 5 && \
+         !document.querySelector('[data-live-scan]') && \
          document.querySelector('#runs tbody tr [data-field=status]').textContent === 'completed';",
         Duration::from_secs(60),
-        "the run completes and the page reloads with it",
+        "the new run is listed, completes, and the page reloads with it",
     );
     let runs = browser.script("return document.querySelectorAll('#runs tbody tr').length;");
     assert_eq!(runs, 5, "three seeded, the bulk scan and this one");

@@ -176,6 +176,19 @@ impl Browser {
         self.command("POST", &format!("/element/{element}/click"), Some(json!({})));
     }
 
+    /// Clicks an element that navigates, and waits until the page at a path
+    /// starting with `path` (path and query) has loaded: WebDriver may
+    /// return from a click before the navigation it starts has ended.
+    pub fn click_to(&self, element: &str, path: &str) {
+        self.click(element);
+        let script = format!(
+            "return (location.pathname + location.search).startsWith({}) && \
+             document.readyState === 'complete';",
+            serde_json::Value::String(path.to_owned())
+        );
+        self.wait_for(&script, Duration::from_secs(30), &format!("the page {path} loads"));
+    }
+
     /// Types into an element.
     pub fn type_into(&self, element: &str, text: &str) {
         self.command("POST", &format!("/element/{element}/value"), Some(json!({"text": text})));
