@@ -531,8 +531,14 @@ impl Store {
     fn run(&self, volume: &str, at: Timestamp, outcome: RunOutcome) -> ScanId {
         let scan_id = ScanId::new();
         let volume = VolumeName::new(volume).unwrap();
-        let new =
-            NewScanRun { scan_id, volume, batch_id: None, trigger: Trigger::Manual, queued_at: at };
+        let new = NewScanRun {
+            host: Default::default(),
+            scan_id,
+            volume,
+            batch_id: None,
+            trigger: Trigger::Manual,
+            queued_at: at,
+        };
         assert!(!self.0.enqueue(new).unwrap().deduplicated);
         let claimed = self.0.claim_next(at).unwrap().expect("the run is due");
         assert_eq!(claimed.scan_id, scan_id, "another run was queued");
@@ -560,8 +566,14 @@ impl Store {
     fn canceled(&self, volume: &str, at: Timestamp) {
         let scan_id = ScanId::new();
         let volume = VolumeName::new(volume).unwrap();
-        let new =
-            NewScanRun { scan_id, volume, batch_id: None, trigger: Trigger::Manual, queued_at: at };
+        let new = NewScanRun {
+            host: Default::default(),
+            scan_id,
+            volume,
+            batch_id: None,
+            trigger: Trigger::Manual,
+            queued_at: at,
+        };
         self.0.enqueue(new).unwrap();
         self.0.record_outcome(scan_id, RunOutcome::Canceled, at).unwrap();
     }

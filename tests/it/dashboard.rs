@@ -89,6 +89,7 @@ async fn dash(
     };
     repo.upsert_volume(&discovered(BTreeMap::new()), now).unwrap();
     let run = NewScanRun {
+        host: Default::default(),
         scan_id: ScanId::new(),
         volume: VolumeName::new("hostile").unwrap(),
         batch_id: None,

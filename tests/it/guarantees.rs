@@ -66,6 +66,7 @@ fn a_busy_port_exits_1_at_once_and_leaves_no_run_running() {
     repo.upsert_volume(&volume, now).unwrap();
     let queued = repo
         .enqueue(NewScanRun {
+            host: Default::default(),
             scan_id: ScanId::new(),
             volume: name,
             batch_id: None,

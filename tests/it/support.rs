@@ -316,6 +316,7 @@ pub fn seed(
     };
     repo.upsert_volume(&discovered, at).unwrap();
     let run = NewScanRun {
+        host: Default::default(),
         scan_id: ScanId::new(),
         volume: discovered.name.clone(),
         batch_id: None,

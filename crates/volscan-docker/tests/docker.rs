@@ -44,6 +44,7 @@ fn find<'a>(volumes: &'a [DiscoveredVolume], name: &str) -> Option<&'a Discovere
 fn stored(volume: &DiscoveredVolume) -> Volume {
     let now = OffsetDateTime::now_utc();
     Volume {
+        host: Default::default(),
         name: volume.name.clone(),
         driver: volume.driver.clone(),
         mountpoint: volume.mountpoint.clone(),

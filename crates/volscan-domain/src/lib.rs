@@ -5,7 +5,8 @@
 //! implement, one module each: scan engines and their chain (`engine.rs`),
 //! the repository (`repository.rs`, `ReadRepository` for readers and
 //! `Repository` for the scheduler's writes), the volume source (`source.rs`),
-//! and the cancellation flag they share (`cancel.rs`). Ports block and take
+//! and the cancellation flag they share (`cancel.rs`); hosts sharing one
+//! database and their liveness are `host.rs`. Ports block and take
 //! the current time as an argument. It depends on no database,
 //! HTTP or async runtime crate and touches neither the file system nor the
 //! network; `xtask`'s tidy tests check that.
@@ -15,6 +16,7 @@ mod dirs;
 mod engine;
 mod filesystem;
 mod growth;
+mod host;
 mod ids;
 mod name;
 mod repository;
@@ -32,11 +34,15 @@ pub use growth::{
     MIN_FORECAST_POINTS, MIN_FORECAST_SPAN, MIN_R_SQUARED, MIN_RATE_POINTS, MIN_RATE_SPAN,
     RATE_WINDOW, Trend, fit, forecast, growth,
 };
+pub use host::{
+    HEARTBEAT_EVERY, Host, HostId, HostInfo, HostScope, InvalidHostId, Liveness, ONLINE_WITHIN,
+    STALE_WITHIN,
+};
 pub use ids::{BatchId, ScanId};
 pub use name::{InvalidVolumeName, VolumeName};
 pub use repository::{
     Enqueued, NewScanRun, ReadRepository, RepoError, Repository, RunFilter, ScanDetails, SizePoint,
-    StatusCounts,
+    StatusCounts, WorkSignal,
 };
 pub use run::{
     IllegalTransition, ParseEnumError, RunOutcome, ScanMethod, ScanRun, ScanStatus, Trigger,

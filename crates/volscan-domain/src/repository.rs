@@ -6,10 +6,13 @@
 //! Every method blocks; times are passed in by the caller, never read from a
 //! clock here, so the scheduler's tests can step time by hand.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::{
-    BatchId, BoxError, DirUsage, DiscoveredVolume, FilesystemSample, IllegalTransition, RunOutcome,
-    ScanId, ScanMethod, ScanRun, ScanStatus, Timestamp, Trigger, Volume, VolumeName, VolumeStat,
-    VolumeUsers,
+    BatchId, BoxError, DirUsage, DiscoveredVolume, FilesystemSample, Host, HostId, HostInfo,
+    HostScope, IllegalTransition, RunOutcome, ScanId, ScanMethod, ScanRun, ScanStatus, Timestamp,
+    Trigger, Volume, VolumeName, VolumeStat, VolumeUsers,
 };
 
 /// A run to insert as `queued`.
@@ -17,6 +20,8 @@ use crate::{
 pub struct NewScanRun {
     /// Its id, chosen by the caller so it can be returned before the insert.
     pub scan_id: ScanId,
+    /// The host whose workers are to run it.
+    pub host: HostId,
     /// The volume to measure.
     pub volume: VolumeName,
     /// The bulk or periodic batch it belongs to.
@@ -58,6 +63,8 @@ impl RunFilter {
 /// One stored size of a volume, for growth.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SizePoint {
+    /// The volume's host.
+    pub host: HostId,
     /// The volume.
     pub volume: VolumeName,
     /// When it was measured.
@@ -113,10 +120,25 @@ impl StatusCounts {
 /// What readers ask of the stored volumes, runs and stats (the HTTP API
 /// needs nothing more).
 ///
+/// A repository reads one host's data (its scope; at first the local host's)
+/// or every host's; `scoped` gives a view with another scope. Runs and
+/// batches are found by id whatever the scope: their ids are unique across
+/// hosts.
+///
 /// Every method blocks.
 pub trait ReadRepository: Send + Sync {
     /// Checks that the database answers.
     fn ping(&self) -> Result<(), RepoError>;
+
+    /// The host whose data a read without a scope covers (the local host).
+    fn local_host(&self) -> &HostId;
+
+    /// The same repository reading `scope`'s data.
+    fn scoped(&self, scope: HostScope) -> Arc<dyn ReadRepository>;
+
+    /// Every host that shares the database, by id, with the database's time
+    /// of the read.
+    fn hosts(&self) -> Result<Vec<Host>, RepoError>;
 
     /// One volume, removed or not.
     fn volume(&self, name: &VolumeName) -> Result<Option<Volume>, RepoError>;
@@ -197,8 +219,20 @@ pub trait Repository: ReadRepository {
     /// is filled from the volume's last completed scan.
     fn enqueue(&self, run: NewScanRun) -> Result<Enqueued, RepoError>;
 
-    /// Atomically takes the oldest `queued` run that is due at `now`, marks it
-    /// `running` and counts the attempt. Two callers never get the same run.
+    /// Writes the local host's row at the database's clock: at start-up
+    /// (`starting`: `started_at` too, and rows of the single-host schema that
+    /// belong to no host yet become the local host's) and as its heartbeat.
+    /// `local_now` is the host's clock, to measure the skew.
+    fn touch_host(
+        &self,
+        info: &HostInfo,
+        local_now: Timestamp,
+        starting: bool,
+    ) -> Result<Host, RepoError>;
+
+    /// Atomically takes the local host's oldest `queued` run that is due at
+    /// `now`, marks it `running` and counts the attempt. Two callers never get
+    /// the same run, and no host claims another's.
     fn claim_next(&self, now: Timestamp) -> Result<Option<ScanRun>, RepoError>;
 
     /// Stores progress (0–99) and, once chosen, the method of a `running` run.
@@ -218,7 +252,7 @@ pub trait Repository: ReadRepository {
         now: Timestamp,
     ) -> Result<ScanRun, RepoError>;
 
-    /// Start-up recovery: every `running` run (left by a dead process) becomes
+    /// Start-up recovery: every `running` run of the local host (left by its dead process) becomes
     /// `failed` with reason `interrupted`, and a fresh `queued` run is created
     /// for its volume. Returns the new runs.
     fn recover_interrupted(&self, now: Timestamp) -> Result<Vec<ScanRun>, RepoError>;
@@ -260,6 +294,15 @@ pub trait Repository: ReadRepository {
     /// with `ts < cutoff`. Returns how many; fewer than `batch` means none are
     /// left.
     fn purge_details_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepoError>;
+}
+
+/// Wakes a host's workers when another process queues work for it (on
+/// PostgreSQL, `LISTEN`/`NOTIFY`), so an idle host need not poll.
+pub trait WorkSignal: Send {
+    /// Waits at most `timeout` for work queued for this host; `true` when
+    /// some was (at least once since the last call), `false` on timeout.
+    /// An error means the signal is lost until it reconnects: poll meanwhile.
+    fn wait(&mut self, timeout: Duration) -> Result<bool, RepoError>;
 }
 
 /// Why a repository call failed.

@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::{BatchId, ScanId, Timestamp, Usage, VolumeName};
+use crate::{BatchId, HostId, ScanId, Timestamp, Usage, VolumeName};
 
 /// A text did not name a known variant of one of this module's enums.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -155,6 +155,8 @@ impl ScanStatus {
 pub struct ScanRun {
     /// Primary key, also the `scan_id` of the resulting `volume_stats` row.
     pub scan_id: ScanId,
+    /// The host whose workers run it.
+    pub host: HostId,
     /// The volume measured (`scan_runs.volume_id`).
     pub volume: VolumeName,
     /// Set when the run came from a bulk or periodic trigger.

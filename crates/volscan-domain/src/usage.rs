@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{ScanId, ScanMethod, Timestamp, VolumeName};
+use crate::{HostId, ScanId, ScanMethod, Timestamp, VolumeName};
 
 /// The measurement of one directory tree (SPEC §1).
 ///
@@ -51,6 +51,8 @@ impl Usage {
 pub struct VolumeStat {
     /// Database id.
     pub id: i64,
+    /// The host of the volume.
+    pub host: HostId,
     /// The volume measured.
     pub volume: VolumeName,
     /// What was measured.

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::{ParseEnumError, Timestamp, VolumeName};
+use crate::{HostId, ParseEnumError, Timestamp, VolumeName};
 
 /// A named Docker volume or an allow-listed bind mount.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -69,6 +69,8 @@ pub struct DiscoveredVolume {
 /// A row of `volumes`: a volume volscan has seen, possibly removed since.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Volume {
+    /// The Docker host it lives on; a volume is `(host, name)`.
+    pub host: HostId,
     /// Docker's name.
     pub name: VolumeName,
     /// Docker's volume driver.

@@ -240,6 +240,7 @@ mod tests {
 
     fn point(volume: &str, hours: i64, size_bytes: u64) -> SizePoint {
         SizePoint {
+            host: Default::default(),
             volume: VolumeName::new(volume).unwrap(),
             ts: Timestamp::UNIX_EPOCH + time::Duration::days(20_000) + time::Duration::hours(hours),
             size_bytes,

@@ -346,6 +346,7 @@ mod tests {
 
     fn stat(error_count: u64) -> VolumeStat {
         VolumeStat {
+            host: Default::default(),
             id: 1,
             volume: VolumeName::new("data").unwrap(),
             usage: Usage {

@@ -1,6 +1,7 @@
 //! Queries on what a scan sees besides its totals: `volume_dirs` (the largest
 //! directories of each scan) and `filesystem_samples` (the capacity of the
 //! filesystem holding a volume), and the size points growth is computed from.
+//! Each row carries its host: filesystem ids are only unique within one.
 
 use diesel::prelude::*;
 use time::PrimitiveDateTime;
@@ -21,6 +22,7 @@ pub(crate) const SAMPLE_SPACING: std::time::Duration = std::time::Duration::from
 #[derive(Insertable)]
 #[diesel(table_name = volume_dirs)]
 struct NewDirRow {
+    host_id: String,
     scan_id: String,
     volume_name: String,
     depth: i16,
@@ -42,6 +44,7 @@ struct DirRow {
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = filesystem_samples)]
 struct SampleRow {
+    host_id: String,
     filesystem_id: String,
     mount_point: String,
     fs_type: String,
@@ -54,6 +57,7 @@ struct SampleRow {
 /// `Repository::record_details`. Call inside a transaction.
 pub(crate) fn record(
     conn: &mut AnyConnection,
+    host: &str,
     scan_id: ScanId,
     volume: &VolumeName,
     ts: Timestamp,
@@ -61,10 +65,10 @@ pub(crate) fn record(
 ) -> Result<(), TxError> {
     let at = to_db_time(ts);
     if let Some(sample) = &details.filesystem {
-        volumes::set_filesystem(conn, volume, &sample.id)?;
-        record_sample(conn, sample)?;
+        volumes::set_filesystem(conn, host, volume, &sample.id)?;
+        record_sample(conn, host, sample)?;
     }
-    insert_dirs(conn, scan_id, volume, at, details)
+    insert_dirs(conn, host, scan_id, volume, at, details)
 }
 
 /// Stores a filesystem sample unless one of the same filesystem was stored
@@ -73,10 +77,12 @@ pub(crate) fn record(
 /// enough.
 pub(crate) fn record_sample(
     conn: &mut AnyConnection,
+    host: &str,
     sample: &FilesystemSample,
 ) -> Result<(), TxError> {
     let spacing = time::Duration::try_from(SAMPLE_SPACING).unwrap_or(time::Duration::ZERO);
     let recent: i64 = filesystem_samples::table
+        .filter(filesystem_samples::host_id.eq(host))
         .filter(filesystem_samples::filesystem_id.eq(&sample.id))
         .filter(filesystem_samples::ts.gt(to_db_time(sample.ts - spacing)))
         .count()
@@ -85,6 +91,7 @@ pub(crate) fn record_sample(
         return Ok(());
     }
     let row = SampleRow {
+        host_id: host.to_owned(),
         filesystem_id: sample.id.clone(),
         mount_point: sample.mount_point.clone(),
         fs_type: sample.fs_type.clone(),
@@ -99,6 +106,7 @@ pub(crate) fn record_sample(
 /// Inserts a scan's directories.
 fn insert_dirs(
     conn: &mut AnyConnection,
+    host: &str,
     scan_id: ScanId,
     volume: &VolumeName,
     at: PrimitiveDateTime,
@@ -109,6 +117,7 @@ fn insert_dirs(
         .iter()
         .flatten()
         .map(|dir| NewDirRow {
+            host_id: host.to_owned(),
             scan_id: scan_id.to_string(),
             volume_name: volume.as_str().to_owned(),
             depth: i16::from(dir.depth),
@@ -129,9 +138,11 @@ fn insert_dirs(
 /// The scans of `volume` that recorded directories, newest first.
 pub(crate) fn dir_scans(
     conn: &mut AnyConnection,
+    host: &str,
     volume: &VolumeName,
 ) -> Result<Vec<(ScanId, Timestamp)>, TxError> {
     let rows: Vec<(String, PrimitiveDateTime)> = volume_dirs::table
+        .filter(volume_dirs::host_id.eq(host))
         .filter(volume_dirs::volume_name.eq(volume.as_str()))
         .select((volume_dirs::scan_id, volume_dirs::ts))
         .distinct()
@@ -171,10 +182,12 @@ pub(crate) fn dirs(conn: &mut AnyConnection, scan_id: ScanId) -> Result<Vec<DirU
 /// filesystem, then time.
 pub(crate) fn samples(
     conn: &mut AnyConnection,
+    host: &str,
     filesystem: Option<&str>,
     since: Timestamp,
 ) -> Result<Vec<FilesystemSample>, TxError> {
     let mut query = filesystem_samples::table
+        .filter(filesystem_samples::host_id.eq(host.to_owned()))
         .filter(filesystem_samples::ts.ge(to_db_time(since)))
         .select(SampleRow::as_select())
         .into_boxed();
@@ -202,6 +215,8 @@ pub(crate) fn samples(
 #[derive(QueryableByName)]
 struct PointRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
+    host_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
     volume_name: String,
     #[diesel(sql_type = diesel::sql_types::Timestamp)]
     ts: PrimitiveDateTime,
@@ -212,6 +227,7 @@ struct PointRow {
 /// Sizes for growth; see `ReadRepository::size_points`.
 pub(crate) fn size_points(
     conn: &mut AnyConnection,
+    host: Option<&str>,
     volume: Option<&VolumeName>,
     window: std::time::Duration,
 ) -> Result<Vec<SizePoint>, TxError> {
@@ -232,30 +248,37 @@ pub(crate) fn size_points(
     let query = |sqlite: bool| {
         let from = start("l.ts", sqlite);
         format!(
-            "WITH l AS (SELECT v.name, (SELECT MAX(s0.ts) FROM volume_stats s0 \
-               WHERE s0.volume_name = v.name) AS ts FROM volumes v \
-               WHERE $1 IS NULL OR v.name = $1) \
-             SELECT s.volume_name, s.ts, s.size_bytes FROM l JOIN volume_stats s \
-               ON s.volume_name = l.name AND s.ts >= {from} \
+            "WITH l AS (SELECT v.host_id, v.name, (SELECT MAX(s0.ts) FROM volume_stats s0 \
+               WHERE s0.host_id = v.host_id AND s0.volume_name = v.name) AS ts \
+               FROM volumes v WHERE ($1 IS NULL OR v.name = $1) \
+               AND ($2 IS NULL OR v.host_id = $2)) \
+             SELECT s.host_id, s.volume_name, s.ts, s.size_bytes FROM l JOIN volume_stats s \
+               ON s.host_id = l.host_id AND s.volume_name = l.name AND s.ts >= {from} \
              UNION ALL \
-             SELECT s.volume_name, s.ts, s.size_bytes FROM l JOIN volume_stats s ON s.id = \
-               (SELECT s1.id FROM volume_stats s1 WHERE s1.volume_name = l.name \
+             SELECT s.host_id, s.volume_name, s.ts, s.size_bytes FROM l \
+               JOIN volume_stats s ON s.id = \
+               (SELECT s1.id FROM volume_stats s1 WHERE s1.host_id = l.host_id \
+                AND s1.volume_name = l.name \
                 AND s1.ts < {from} ORDER BY s1.ts DESC, s1.id DESC LIMIT 1) \
-             ORDER BY 1, 2"
+             ORDER BY 2, 1, 3"
         )
     };
     let name = volume.map(|v| v.as_str().to_owned());
+    let host = host.map(str::to_owned);
     let rows: Vec<PointRow> = match conn {
-        AnyConnection::Postgresql(c) => {
-            diesel::sql_query(query(false)).bind::<Nullable<Text>, _>(name).load(c)?
-        }
-        AnyConnection::Sqlite(c) => {
-            diesel::sql_query(query(true)).bind::<Nullable<Text>, _>(name).load(c)?
-        }
+        AnyConnection::Postgresql(c) => diesel::sql_query(query(false))
+            .bind::<Nullable<Text>, _>(name)
+            .bind::<Nullable<Text>, _>(host)
+            .load(c)?,
+        AnyConnection::Sqlite(c) => diesel::sql_query(query(true))
+            .bind::<Nullable<Text>, _>(name)
+            .bind::<Nullable<Text>, _>(host)
+            .load(c)?,
     };
     rows.into_iter()
         .map(|row| {
             Ok(SizePoint {
+                host: parse("host id", &row.host_id)?,
                 volume: parse("volume name", &row.volume_name)?,
                 ts: from_db_time(row.ts),
                 size_bytes: to_u64("size_bytes", row.size_bytes)?,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 use volscan_domain::{
-    RepoError, ScanId, ScanRun, Timestamp, Usage, Volume, VolumeName, VolumeStat,
+    HostId, RepoError, ScanId, ScanRun, Timestamp, Usage, Volume, VolumeName, VolumeStat,
 };
 
 use crate::schema::{scan_runs, volume_stats, volumes};
@@ -62,6 +62,7 @@ pub(crate) fn duration_ms(duration: Duration) -> i64 {
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = volumes)]
 pub(crate) struct VolumeRow {
+    pub host_id: String,
     pub name: String,
     pub driver: String,
     pub mountpoint: String,
@@ -84,6 +85,7 @@ impl TryFrom<VolumeRow> for Volume {
         let labels: BTreeMap<String, String> = serde_json::from_str(&row.labels)
             .map_err(|_| corrupt("volume labels", format!("{:?}", row.labels)))?;
         Ok(Volume {
+            host: parse("host id", &row.host_id)?,
             name: parse("volume name", &row.name)?,
             driver: row.driver,
             mountpoint: PathBuf::from(row.mountpoint),
@@ -124,6 +126,7 @@ pub(crate) struct ScanRunRow {
     pub error_message: Option<String>,
     pub estimated_duration: Option<i64>,
     pub not_before: Option<PrimitiveDateTime>,
+    pub host_id: String,
 }
 
 impl TryFrom<ScanRunRow> for ScanRun {
@@ -136,6 +139,7 @@ impl TryFrom<ScanRunRow> for ScanRun {
             .ok_or_else(|| corrupt("run progress", row.progress))?;
         Ok(ScanRun {
             scan_id: parse("scan id", &row.scan_id)?,
+            host: parse("host id", &row.host_id)?,
             volume: parse("volume name", &row.volume_id)?,
             batch_id: row.batch_id.as_deref().map(|b| parse("batch id", b)).transpose()?,
             trigger: parse("trigger", &row.trigger)?,
@@ -173,6 +177,7 @@ impl From<&ScanRun> for ScanRunRow {
             error_message: run.error_message.clone(),
             estimated_duration: run.estimated_duration.map(duration_ms),
             not_before: run.not_before.map(to_db_time),
+            host_id: run.host.as_str().to_owned(),
         }
     }
 }
@@ -193,6 +198,7 @@ pub(crate) struct VolumeStatRow {
     pub ts: PrimitiveDateTime,
     pub created_at: PrimitiveDateTime,
     pub updated_at: PrimitiveDateTime,
+    pub host_id: String,
 }
 
 #[derive(Insertable)]
@@ -210,10 +216,12 @@ pub(crate) struct NewVolumeStatRow {
     pub ts: PrimitiveDateTime,
     pub created_at: PrimitiveDateTime,
     pub updated_at: PrimitiveDateTime,
+    pub host_id: String,
 }
 
 impl NewVolumeStatRow {
     pub(crate) fn new(
+        host: &HostId,
         volume: &VolumeName,
         scan_id: ScanId,
         usage: &Usage,
@@ -235,6 +243,7 @@ impl NewVolumeStatRow {
             ts: now,
             created_at: now,
             updated_at: now,
+            host_id: host.as_str().to_owned(),
         }
     }
 }
@@ -246,6 +255,7 @@ impl TryFrom<VolumeStatRow> for VolumeStat {
         let opt = |what: &str, v: Option<i64>| v.map(|v| to_u64(what, v)).transpose();
         Ok(VolumeStat {
             id: row.id,
+            host: parse("host id", &row.host_id)?,
             volume: parse("volume name", &row.volume_name)?,
             usage: Usage {
                 size_bytes: to_u64("size_bytes", row.size_bytes)?,

@@ -1,6 +1,7 @@
 //! Queries on `scan_runs`, the durable queue: enqueueing with deduplication,
 //! the atomic claim, progress, outcomes (status changes `can_become` allows),
-//! start-up recovery, and the filtered listings readers ask for.
+//! start-up recovery, and the filtered listings readers ask for. Every run
+//! belongs to a host, and only that host's workers claim or recover it.
 
 use diesel::dsl::count_star;
 use diesel::prelude::*;
@@ -39,23 +40,32 @@ pub(crate) fn find(conn: &mut AnyConnection, scan_id: ScanId) -> Result<Option<S
     Ok(row.map(ScanRun::try_from).transpose()?)
 }
 
-/// The volume's `queued` or `running` run.
+/// The `queued` or `running` run of the volume on `host` (or on the first
+/// host by id that has one).
 pub(crate) fn active(
     conn: &mut AnyConnection,
+    host: Option<&str>,
     volume: &VolumeName,
 ) -> Result<Option<ScanRun>, TxError> {
-    let row = scan_runs::table
-        .filter(scan_runs::volume_id.eq(volume.as_str()))
+    let mut query = scan_runs::table
+        .filter(scan_runs::volume_id.eq(volume.as_str().to_owned()))
         .filter(scan_runs::status.eq_any(active_statuses()))
         .select(ScanRunRow::as_select())
-        .first(conn)
-        .optional()?;
+        .into_boxed();
+    if let Some(host) = host {
+        query = query.filter(scan_runs::host_id.eq(host.to_owned()));
+    }
+    let row = query.order(scan_runs::host_id.asc()).first(conn).optional()?;
     Ok(row.map(ScanRun::try_from).transpose()?)
 }
 
 /// Runs matching `filter`, newest first.
-pub(crate) fn list(conn: &mut AnyConnection, filter: &RunFilter) -> Result<Vec<ScanRun>, TxError> {
-    let mut query = filtered(filter).select(ScanRunRow::as_select());
+pub(crate) fn list(
+    conn: &mut AnyConnection,
+    host: Option<&str>,
+    filter: &RunFilter,
+) -> Result<Vec<ScanRun>, TxError> {
+    let mut query = filtered(host, filter).select(ScanRunRow::as_select());
     if let Some(limit) = filter.limit {
         query = query.limit(i64::from(limit));
     }
@@ -64,8 +74,12 @@ pub(crate) fn list(conn: &mut AnyConnection, filter: &RunFilter) -> Result<Vec<S
 }
 
 /// How many runs match `filter` (its `limit` ignored).
-pub(crate) fn count(conn: &mut AnyConnection, filter: &RunFilter) -> Result<u64, TxError> {
-    let n: i64 = filtered(filter).select(count_star()).first(conn)?;
+pub(crate) fn count(
+    conn: &mut AnyConnection,
+    host: Option<&str>,
+    filter: &RunFilter,
+) -> Result<u64, TxError> {
+    let n: i64 = filtered(host, filter).select(count_star()).first(conn)?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -96,12 +110,14 @@ pub(crate) fn enqueue(conn: &mut AnyConnection, run: &NewScanRun) -> Result<Enqu
     // arbiter: when two callers race, one insert fails and that caller
     // returns the winner's run.
     loop {
-        if let Some(active) = active(conn, &run.volume)? {
+        let host = run.host.as_str();
+        if let Some(active) = active(conn, Some(host), &run.volume)? {
             return Ok(Enqueued { run: active, deduplicated: true });
         }
-        let row = new_row(run, stats::last_duration_ms(conn, &run.volume)?);
+        let row = new_row(run, stats::last_duration_ms(conn, host, &run.volume)?);
         match diesel::insert_into(scan_runs::table).values(&row).execute(conn) {
             Ok(_) => {
+                notify(conn, host)?;
                 return Ok(Enqueued { run: ScanRun::try_from(row)?, deduplicated: false });
             }
             Err(err) => {
@@ -114,10 +130,24 @@ pub(crate) fn enqueue(conn: &mut AnyConnection, run: &NewScanRun) -> Result<Enqu
     }
 }
 
-/// Takes the oldest `queued` run due at `now`, marks it `running` and counts
-/// the attempt, in one statement; two callers never get the same run.
+/// On PostgreSQL, tells the listeners of `WORK_CHANNEL` (`host`'s workers
+/// among them) that `host` has new work; SQLite serves one host, whose
+/// scheduler already knows.
+pub(crate) fn notify(conn: &mut AnyConnection, host: &str) -> Result<(), TxError> {
+    if let AnyConnection::Postgresql(c) = conn {
+        diesel::sql_query("SELECT pg_notify($1, $2)")
+            .bind::<diesel::sql_types::Text, _>(crate::fleet::WORK_CHANNEL)
+            .bind::<diesel::sql_types::Text, _>(host)
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+/// Takes `host`'s oldest `queued` run due at `now`, marks it `running` and
+/// counts the attempt, in one statement; two callers never get the same run.
 pub(crate) fn claim_next(
     conn: &mut AnyConnection,
+    host: &str,
     now: Timestamp,
 ) -> Result<Option<ScanRun>, TxError> {
     let now = to_db_time(now);
@@ -127,6 +157,7 @@ pub(crate) fn claim_next(
     let due = queue
         .field(scan_runs::status)
         .eq(ScanStatus::Queued.as_str())
+        .and(queue.field(scan_runs::host_id).eq(host))
         .and(not_before.is_null().or(not_before.le(now)));
     let oldest_due = queue
         .filter(due)
@@ -244,20 +275,23 @@ pub(crate) fn record_outcome(
         return Err(RepoError::Transition { scan_id, source }.into());
     }
     if let RunOutcome::Completed { usage, method, duration } = outcome {
-        stats::insert(conn, &run.volume, scan_id, usage, *method, *duration, now)?;
+        stats::insert(conn, &run.host, &run.volume, scan_id, usage, *method, *duration, now)?;
     }
     Ok(run)
 }
 
-/// Fails every `running` run with `INTERRUPTED` and queues a fresh run for
-/// each one's volume; returns the new runs. Call inside a transaction.
+/// Fails every `running` run of `host` with `INTERRUPTED` and queues a fresh
+/// run for each one's volume; returns the new runs. Call inside a transaction.
 pub(crate) fn recover_interrupted(
     conn: &mut AnyConnection,
+    host: &str,
     now: Timestamp,
 ) -> Result<Vec<ScanRun>, TxError> {
     let at = to_db_time(now);
+    let running =
+        scan_runs::status.eq(ScanStatus::Running.as_str()).and(scan_runs::host_id.eq(host));
     let interrupted: Vec<ScanRunRow> = on_backend!(conn, |c| {
-        diesel::update(scan_runs::table.filter(scan_runs::status.eq(ScanStatus::Running.as_str())))
+        diesel::update(scan_runs::table.filter(running))
             .set((
                 scan_runs::status.eq(ScanStatus::Failed.as_str()),
                 scan_runs::completed_at.eq(Some(at)),
@@ -270,12 +304,13 @@ pub(crate) fn recover_interrupted(
     for old in from_rows(interrupted)? {
         let new = NewScanRun {
             scan_id: ScanId::new(),
+            host: old.host.clone(),
             volume: old.volume.clone(),
             batch_id: old.batch_id,
             trigger: old.trigger,
             queued_at: now,
         };
-        let row = new_row(&new, stats::last_duration_ms(conn, &new.volume)?);
+        let row = new_row(&new, stats::last_duration_ms(conn, host, &new.volume)?);
         diesel::insert_into(scan_runs::table).values(&row).execute(conn)?;
         fresh.push(ScanRun::try_from(row)?);
     }
@@ -299,12 +334,20 @@ fn new_row(run: &NewScanRun, estimate_ms: Option<i64>) -> ScanRunRow {
         error_message: None,
         estimated_duration: estimate_ms,
         not_before: None,
+        host_id: run.host.as_str().to_owned(),
     }
 }
 
-/// `scan_runs` narrowed by `filter`'s volume, status and batch (not its limit).
-fn filtered(filter: &RunFilter) -> scan_runs::BoxedQuery<'static, MultiBackend> {
+/// `scan_runs` narrowed to `host` (unless `None`) and by `filter`'s volume,
+/// status and batch (not its limit).
+fn filtered(
+    host: Option<&str>,
+    filter: &RunFilter,
+) -> scan_runs::BoxedQuery<'static, MultiBackend> {
     let mut query = scan_runs::table.into_boxed();
+    if let Some(host) = host {
+        query = query.filter(scan_runs::host_id.eq(host.to_owned()));
+    }
     if let Some(volume) = &filter.volume {
         query = query.filter(scan_runs::volume_id.eq(volume.as_str().to_owned()));
     }

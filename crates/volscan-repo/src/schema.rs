@@ -3,7 +3,8 @@
 
 diesel::table! {
     /// Every volume volscan has seen.
-    volumes (name) {
+    volumes (host_id, name) {
+        host_id -> Text,
         name -> Text,
         driver -> Text,
         mountpoint -> Text,
@@ -37,6 +38,7 @@ diesel::table! {
         error_message -> Nullable<Text>,
         estimated_duration -> Nullable<BigInt>,
         not_before -> Nullable<Timestamp>,
+        host_id -> Text,
     }
 }
 
@@ -56,6 +58,7 @@ diesel::table! {
         ts -> Timestamp,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        host_id -> Text,
     }
 }
 
@@ -69,6 +72,7 @@ diesel::table! {
         total_bytes -> BigInt,
         avail_bytes -> BigInt,
         ts -> Timestamp,
+        host_id -> Text,
     }
 }
 
@@ -83,10 +87,26 @@ diesel::table! {
         size_bytes -> BigInt,
         file_count -> Nullable<BigInt>,
         ts -> Timestamp,
+        host_id -> Text,
+    }
+}
+
+diesel::table! {
+    /// The Docker hosts sharing the database.
+    hosts (id) {
+        id -> Text,
+        name -> Text,
+        docker_engine_id -> Nullable<Text>,
+        docker_version -> Nullable<Text>,
+        started_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        volscan_version -> Text,
+        clock_skew_ms -> Nullable<BigInt>,
     }
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
+    hosts,
     volumes,
     scan_runs,
     volume_stats,

@@ -101,6 +101,7 @@ fn discovered(s: &str) -> DiscoveredVolume {
 
 fn new_run(volume: &str, at: Timestamp) -> NewScanRun {
     NewScanRun {
+        host: Default::default(),
         scan_id: ScanId::new(),
         volume: name(volume),
         batch_id: None,
@@ -506,3 +507,4 @@ fn a_lock_held_past_every_retry_or_a_closed_connection_is_unavailable_not_a_quer
 
 // After `both_backends!`, which it uses.
 mod details;
+mod hosts;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use volscan_domain::{RepoError, ScanId, ScanStatus, SourceError, VolumeName};
+use volscan_domain::{HostId, RepoError, ScanId, ScanStatus, SourceError, VolumeName};
 
 /// Why the scheduler refused or could not carry out a request.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,17 @@ pub enum SchedulerError {
     RateLimited {
         /// Time until a bulk run is allowed again.
         retry_after: Duration,
+    },
+    /// No host with this id shares the database.
+    #[error("host {0} is not known to the database")]
+    HostNotFound(HostId),
+    /// The run is running on another host, whose process alone can stop it.
+    #[error("scan run {scan_id} is running on host {host}; cancel it through that host's server")]
+    RunningElsewhere {
+        /// The run.
+        scan_id: ScanId,
+        /// The host running it.
+        host: HostId,
     },
     /// No run has this id.
     #[error("scan run {0} does not exist")]

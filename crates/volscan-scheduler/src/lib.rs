@@ -26,7 +26,7 @@ mod status;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use error::SchedulerError;
 pub use options::{RetentionOptions, SchedulerOptions};
-pub use scheduler::{SchedulerBuilder, SchedulerHandle};
+pub use scheduler::{SchedulerBuilder, SchedulerHandle, Targets};
 pub use static_source::StaticSource;
 pub use status::{BatchSummary, HealthState, SchedulerHealth, SchedulerStatus};
 

@@ -28,6 +28,13 @@ pub struct SchedulerOptions {
     pub cooldown: Duration,
     /// How often an idle worker looks for due runs (retries come due without a wake-up).
     pub poll_interval: Duration,
+    /// With a work signal (`SchedulerBuilder::work_signal`), how often an
+    /// idle worker looks for due runs anyway: a safety net, since the signal
+    /// and this process's own retries wake it.
+    pub idle_poll_interval: Duration,
+    /// How often a registered host (`SchedulerBuilder::host`) writes its
+    /// heartbeat.
+    pub heartbeat_interval: Duration,
     /// How often progress of a running scan is written, at most.
     pub progress_interval: Duration,
     /// How long `stop` waits for running scans to wind down before putting
@@ -64,6 +71,8 @@ impl Default for SchedulerOptions {
             retry_cap: Duration::from_secs(30 * 60),
             cooldown: Duration::from_secs(60),
             poll_interval: Duration::from_secs(1),
+            idle_poll_interval: Duration::from_secs(60),
+            heartbeat_interval: volscan_domain::HEARTBEAT_EVERY,
             progress_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(8),
             retention: Some(RetentionOptions::default()),

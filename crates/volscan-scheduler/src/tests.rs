@@ -556,6 +556,7 @@ async fn start_up_recovers_runs_left_running_by_a_dead_process() {
     }
     // A "previous process" claimed one run and died; another run was still queued.
     let new = |volume: &str| volscan_domain::NewScanRun {
+        host: Default::default(),
         scan_id: ScanId::new(),
         volume: name(volume),
         batch_id: None,
@@ -710,6 +711,7 @@ async fn retention_deletes_old_rows() {
         let run = h
             .repo
             .enqueue(volscan_domain::NewScanRun {
+                host: Default::default(),
                 scan_id: ScanId::new(),
                 volume: name("old"),
                 batch_id: None,
@@ -953,6 +955,7 @@ async fn an_external_tool_reports_elapsed_time_against_the_estimate() {
     let earlier = h
         .repo
         .enqueue(volscan_domain::NewScanRun {
+            host: Default::default(),
             scan_id: ScanId::new(),
             volume: name("tool"),
             batch_id: None,

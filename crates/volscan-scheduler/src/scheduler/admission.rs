@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use volscan_domain::{
-    BatchId, Enqueued, NewScanRun, RunFilter, ScanId, ScanStatus, Timestamp, Trigger, VolumeName,
+    BatchId, Enqueued, HostId, HostScope, NewScanRun, RunFilter, ScanId, ScanStatus, Timestamp,
+    Trigger, VolumeName,
 };
 
 use super::ledger::Ledger;
@@ -39,6 +40,10 @@ pub(super) struct Queue {
     /// Wakes the depth task when the queue may have changed.
     changed: Notify,
     batches: Mutex<Batches>,
+    /// How long an idle worker (and the depth task) waits without a wake-up.
+    idle_poll: std::time::Duration,
+    /// When the earliest retry this process wrote comes due.
+    next_due: Mutex<Option<Instant>>,
 }
 
 /// The shared cooldown of bulk and periodic batches.
@@ -52,14 +57,43 @@ struct Batches {
 }
 
 impl Queue {
-    /// An empty queue holding at most `capacity` runs.
-    pub fn new(capacity: u64) -> Self {
+    /// An empty queue holding at most `capacity` runs, whose idle workers
+    /// look for due runs every `idle_poll` without a wake-up.
+    pub fn new(capacity: u64, idle_poll: std::time::Duration) -> Self {
         Queue {
             capacity,
             depth: AtomicU64::new(0),
             wake: Notify::new(),
             changed: Notify::new(),
             batches: Mutex::default(),
+            idle_poll,
+            next_due: Mutex::default(),
+        }
+    }
+
+    /// Remembers that a retry comes due after `delay`, so that idle workers
+    /// wake for it even when the idle poll is slow.
+    pub fn due_after(&self, delay: std::time::Duration) {
+        let at = Instant::now() + delay;
+        let mut next = lock(&self.next_due);
+        if next.is_none_or(|next| at < next) {
+            *next = Some(at);
+        }
+    }
+
+    /// How long an idle worker waits now: the idle poll, or less when a
+    /// retry comes due sooner (a due one is forgotten: the claim that follows
+    /// takes it).
+    pub fn idle_wait(&self) -> std::time::Duration {
+        let now = Instant::now();
+        let mut next = lock(&self.next_due);
+        match *next {
+            Some(at) if at <= now => {
+                *next = None;
+                std::time::Duration::ZERO
+            }
+            Some(at) => self.idle_poll.min(at - now),
+            None => self.idle_poll,
         }
     }
 
@@ -112,6 +146,17 @@ impl Queue {
     }
 }
 
+/// Which hosts a batch covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Targets {
+    /// The local host (reconciled with its source first).
+    Local,
+    /// Another host sharing the database, from its stored volumes.
+    Remote(HostId),
+    /// Every host: the local one as `Local`, the others as `Remote`.
+    All,
+}
+
 /// What admitting work may touch: the ports, the queue, and the ledger (a
 /// volume learned from the source changes the data version).
 #[derive(Clone)]
@@ -126,6 +171,16 @@ impl Admission {
     /// The cooldown and `last_run_at` count only a batch that was enqueued:
     /// a batch that fails (the database is away) leaves them as they were.
     pub async fn batch(&self, trigger: Trigger) -> Result<BatchSummary, SchedulerError> {
+        self.batch_on(trigger, Targets::Local).await
+    }
+
+    /// Like `batch`, for the hosts `targets` names; the cooldown is this
+    /// process's, whichever hosts a batch covers.
+    pub async fn batch_on(
+        &self,
+        trigger: Trigger,
+        targets: Targets,
+    ) -> Result<BatchSummary, SchedulerError> {
         let started = Instant::now();
         let previous = {
             let mut batches = lock(&self.queue.batches);
@@ -139,7 +194,7 @@ impl Admission {
             batches.last_batch_at.replace(started)
         };
         let now = self.ports.clock.now();
-        match self.enqueue_batch(trigger, now).await {
+        match self.enqueue_targets(trigger, now, targets).await {
             Ok(summary) => {
                 lock(&self.queue.batches).last_run_at = Some(now);
                 metrics::last_run(now);
@@ -151,6 +206,37 @@ impl Admission {
                     batches.last_batch_at = previous;
                 }
                 Err(err)
+            }
+        }
+    }
+
+    async fn enqueue_targets(
+        &self,
+        trigger: Trigger,
+        now: Timestamp,
+        targets: Targets,
+    ) -> Result<BatchSummary, SchedulerError> {
+        match targets {
+            Targets::Local => self.enqueue_batch(trigger, now).await,
+            Targets::Remote(host) => {
+                let repo = Arc::clone(&self.ports.repo);
+                let exists =
+                    blocking(move || repo.hosts()).await??.iter().any(|h| h.info.id == host);
+                if !exists {
+                    return Err(SchedulerError::HostNotFound(host));
+                }
+                self.enqueue_remote_batch(vec![host], BatchId::new(), trigger).await
+            }
+            Targets::All => {
+                let mut summary = self.enqueue_batch(trigger, now).await?;
+                let repo = Arc::clone(&self.ports.repo);
+                let hosts: Vec<HostId> =
+                    blocking(move || repo.hosts()).await??.into_iter().map(|h| h.info.id).collect();
+                let remote = self.enqueue_remote_batch(hosts, summary.batch_id, trigger).await?;
+                summary.count += remote.count;
+                summary.skipped += remote.skipped;
+                summary.deduplicated += remote.deduplicated;
+                Ok(summary)
             }
         }
     }
@@ -187,6 +273,7 @@ impl Admission {
                 }
                 let run = NewScanRun {
                     scan_id: ScanId::new(),
+                    host: ports.repo.local_host().clone(),
                     volume: volume.name,
                     batch_id: Some(batch_id),
                     trigger,
@@ -247,6 +334,7 @@ impl Admission {
             }
             let enqueued = repo.enqueue(NewScanRun {
                 scan_id: ScanId::new(),
+                host: repo.local_host().clone(),
                 volume: name,
                 batch_id: None,
                 trigger,
@@ -263,13 +351,110 @@ impl Admission {
     }
 }
 
+impl Admission {
+    /// Queues a run of `name` for `host`, another host sharing the database,
+    /// whose workers will run it (woken by its work signal). Its source is
+    /// not reachable from here, so the volume must be known in the database;
+    /// the capacity counted is `host`'s queue.
+    pub async fn enqueue_remote(
+        &self,
+        host: HostId,
+        name: VolumeName,
+        trigger: Trigger,
+    ) -> Result<Enqueued, SchedulerError> {
+        let (ports, capacity) = (Arc::clone(&self.ports), self.queue.capacity);
+        let now = self.ports.clock.now();
+        blocking(move || -> Result<Enqueued, SchedulerError> {
+            let repo = &ports.repo;
+            let view = repo.scoped(HostScope::One(host.clone()));
+            if !repo.hosts()?.iter().any(|h| h.info.id == host) {
+                return Err(SchedulerError::HostNotFound(host));
+            }
+            let known = matches!(view.volume(&name)?, Some(volume) if volume.removed_at.is_none());
+            if !known {
+                return Err(SchedulerError::VolumeNotFound(name));
+            }
+            if let Some(active) = view.active_run(&name)? {
+                return Ok(Enqueued { run: active, deduplicated: true });
+            }
+            let depth = view.count_runs(&RunFilter::with_status(ScanStatus::Queued))?;
+            if depth >= capacity {
+                return Err(SchedulerError::QueueFull { capacity });
+            }
+            let run = NewScanRun {
+                scan_id: ScanId::new(),
+                host,
+                volume: name,
+                batch_id: None,
+                trigger,
+                queued_at: now,
+            };
+            Ok(repo.enqueue(run)?)
+        })
+        .await?
+    }
+
+    /// Queues, under one batch, every present volume of each host in
+    /// `hosts` other than the local one, for that host's workers, as far as
+    /// each host's queue has room (stalest first, as for the local batch).
+    pub async fn enqueue_remote_batch(
+        &self,
+        hosts: Vec<HostId>,
+        batch_id: BatchId,
+        trigger: Trigger,
+    ) -> Result<BatchSummary, SchedulerError> {
+        let (ports, capacity) = (Arc::clone(&self.ports), self.queue.capacity);
+        let now = self.ports.clock.now();
+        blocking(move || -> Result<BatchSummary, SchedulerError> {
+            let mut summary = BatchSummary { batch_id, count: 0, skipped: 0, deduplicated: 0 };
+            for host in hosts.into_iter().filter(|h| h != ports.repo.local_host()) {
+                let view = ports.repo.scoped(HostScope::One(host.clone()));
+                let measured: HashMap<VolumeName, Timestamp> =
+                    view.latest_stats()?.into_iter().map(|stat| (stat.volume, stat.ts)).collect();
+                let mut volumes = view.volumes(false)?;
+                volumes.sort_by(|a, b| {
+                    (measured.get(&a.name), &a.name).cmp(&(measured.get(&b.name), &b.name))
+                });
+                let mut depth = view.count_runs(&RunFilter::with_status(ScanStatus::Queued))?;
+                for volume in volumes {
+                    if depth >= capacity {
+                        if view.active_run(&volume.name)?.is_some() {
+                            summary.deduplicated += 1;
+                        } else {
+                            summary.skipped += 1;
+                        }
+                        continue;
+                    }
+                    let run = NewScanRun {
+                        scan_id: ScanId::new(),
+                        host: host.clone(),
+                        volume: volume.name,
+                        batch_id: Some(batch_id),
+                        trigger,
+                        queued_at: now,
+                    };
+                    if ports.repo.enqueue(run)?.deduplicated {
+                        summary.deduplicated += 1;
+                    } else {
+                        summary.count += 1;
+                        depth += 1;
+                    }
+                }
+            }
+            Ok(summary)
+        })
+        .await?
+    }
+}
+
 /// The depth task: keeps the queue's depth (and its gauge) in step with the
 /// table. Each round:
 ///
 /// 1. count the queued runs and publish the count;
 /// 2. wait until the queue may have changed (a claim, an outcome, an
-///    enqueue), or `DEPTH_REFRESH` has passed, so that claims, retries and
-///    other writers show within a second;
+///    enqueue, the work signal), or the longer of `DEPTH_REFRESH` and the
+///    idle poll has passed, so that claims, retries and other writers show
+///    within a second, or (with a work signal) the idle poll;
 /// 3. leave when the scheduler stops.
 pub(super) async fn track_depth(ports: Arc<Ports>, queue: Arc<Queue>, mut stop: Stop) {
     loop {
@@ -279,7 +464,7 @@ pub(super) async fn track_depth(ports: Arc<Ports>, queue: Arc<Queue>, mut stop: 
         }
         tokio::select! {
             () = queue.changed.notified() => {}
-            () = tokio::time::sleep(policy::DEPTH_REFRESH) => {}
+            () = tokio::time::sleep(policy::DEPTH_REFRESH.max(queue.idle_poll)) => {}
             _ = stop.changed() => return,
         }
     }

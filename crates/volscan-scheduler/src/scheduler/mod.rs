@@ -37,6 +37,7 @@
 //! (configurable).
 
 mod admission;
+mod fleet;
 mod housekeeping;
 mod insight;
 mod ledger;
@@ -49,10 +50,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use volscan_domain::{
-    CancelReason, CancelToken, EngineChain, Enqueued, FilesystemProbe, Repository, RunFilter,
-    RunOutcome, ScanId, ScanRun, ScanStatus, Trigger, VolumeName, VolumeSource,
+    CancelReason, CancelToken, EngineChain, Enqueued, FilesystemProbe, HostId, HostInfo,
+    Repository, RunFilter, RunOutcome, ScanId, ScanRun, ScanStatus, Trigger, VolumeName,
+    VolumeSource, WorkSignal,
 };
 
+pub use self::admission::Targets;
 use self::admission::{Admission, Queue};
 use self::housekeeping::Schedule;
 use self::ledger::Ledger;
@@ -73,6 +76,8 @@ pub struct SchedulerBuilder {
     options: SchedulerOptions,
     clock: Arc<dyn Clock>,
     probe: Option<Arc<dyn FilesystemProbe>>,
+    host: Option<HostInfo>,
+    signal: Option<Box<dyn WorkSignal>>,
 }
 
 impl SchedulerBuilder {
@@ -90,7 +95,26 @@ impl SchedulerBuilder {
             options,
             clock: Arc::new(SystemClock),
             probe: None,
+            host: None,
+            signal: None,
         }
+    }
+
+    /// Registers the local host (`info.id` must be the repository's local
+    /// host) in the shared database at start-up, adopting the rows of a
+    /// single-host database, and writes its heartbeat every
+    /// `heartbeat_interval`; without it, no `hosts` row is written.
+    pub fn host(mut self, info: HostInfo) -> Self {
+        self.host = Some(info);
+        self
+    }
+
+    /// Wakes idle workers through `signal` when another process queues work
+    /// for this host; idle workers then poll only every
+    /// `idle_poll_interval` instead of every `poll_interval`.
+    pub fn work_signal(mut self, signal: Box<dyn WorkSignal>) -> Self {
+        self.signal = Some(signal);
+        self
     }
 
     /// Samples the filesystem holding each volume after its scans with
@@ -111,8 +135,15 @@ impl SchedulerBuilder {
     /// and loops on the current tokio runtime.
     pub async fn start(self) -> Result<SchedulerHandle, SchedulerError> {
         let seed = self.clock.now().unix_timestamp_nanos() as u64;
+        let idle_poll = if self.signal.is_some() {
+            self.options.idle_poll_interval
+        } else {
+            self.options.poll_interval
+        };
         let core = Core {
-            queue: Arc::new(Queue::new(self.options.queue_capacity())),
+            queue: Arc::new(Queue::new(self.options.queue_capacity(), idle_poll)),
+            host: self.host,
+            signal: self.signal.map(|s| Arc::new(Mutex::new(s))),
             ports: Arc::new(Ports {
                 source: self.source,
                 engines: self.engines,
@@ -151,10 +182,39 @@ impl SchedulerHandle {
         self.core.admission().enqueue(name, Trigger::Manual, true).await
     }
 
+    /// Queues a scan of one volume of `host` (`?host=`): the local host's as
+    /// `scan_volume`; another host's for that host's workers, when the
+    /// volume is known in the database.
+    pub async fn scan_volume_on(
+        &self,
+        host: &HostId,
+        name: VolumeName,
+    ) -> Result<Enqueued, SchedulerError> {
+        if host == self.core.ports.repo.local_host() {
+            return self.scan_volume(name).await;
+        }
+        self.core.admission().enqueue_remote(host.clone(), name, Trigger::Manual).await
+    }
+
     /// Queues every volume (`POST /scan/now`); refused inside the cooldown
     /// shared with periodic runs.
     pub async fn scan_all(&self) -> Result<BatchSummary, SchedulerError> {
         self.core.admission().batch(Trigger::Bulk).await
+    }
+
+    /// Queues every volume of the hosts `targets` names, each host's for its
+    /// own workers, under one batch and this process's cooldown.
+    pub async fn scan_all_on(&self, targets: Targets) -> Result<BatchSummary, SchedulerError> {
+        let targets = match targets {
+            Targets::Remote(host) if &host == self.core.ports.repo.local_host() => Targets::Local,
+            other => other,
+        };
+        self.core.admission().batch_on(Trigger::Bulk, targets).await
+    }
+
+    /// The local host's id.
+    pub fn host_id(&self) -> &HostId {
+        self.core.ports.repo.local_host()
     }
 
     /// Cancels a run: a queued one at once, a running one within a second.
@@ -283,6 +343,10 @@ struct Tasks {
 struct Core {
     ports: Arc<Ports>,
     queue: Arc<Queue>,
+    /// The local host, when registered (`SchedulerBuilder::host`).
+    host: Option<HostInfo>,
+    /// The work signal, when given; the listener task holds it while it runs.
+    signal: Option<Arc<Mutex<Box<dyn WorkSignal>>>>,
     running: Arc<Running>,
     ledger: Arc<Ledger>,
     schedule: Arc<Schedule>,
@@ -337,8 +401,13 @@ impl Core {
     async fn initialize(&self) -> Result<(), SchedulerError> {
         let (ports, ledger, queue) =
             (Arc::clone(&self.ports), Arc::clone(&self.ledger), Arc::clone(&self.queue));
+        let host = self.host.clone();
         blocking(move || -> Result<(), SchedulerError> {
             let repo = &*ports.repo;
+            if let Some(info) = &host {
+                let row = repo.touch_host(info, ports.clock.now(), true)?;
+                tracing::info!(host = %info.id, clock_skew_ms = ?row.clock_skew_ms, "host registered in the database");
+            }
             let requeued = repo.recover_interrupted(ports.clock.now())?;
             if !requeued.is_empty() {
                 tracing::warn!(
@@ -369,6 +438,21 @@ impl Core {
             Arc::clone(&self.schedule),
             stop.clone(),
         )));
+        if let Some(info) = &self.host {
+            handles.push(tokio::spawn(fleet::heartbeat(
+                Arc::clone(&self.ports),
+                info.clone(),
+                stop.clone(),
+            )));
+        }
+        if let Some(signal) = &self.signal {
+            handles.push(tokio::spawn(fleet::listen(
+                Arc::clone(&self.ports),
+                Arc::clone(&self.queue),
+                Arc::clone(signal),
+                stop.clone(),
+            )));
+        }
         handles.push(tokio::spawn(admission::track_depth(
             Arc::clone(&self.ports),
             Arc::clone(&self.queue),

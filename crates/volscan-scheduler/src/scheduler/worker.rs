@@ -103,7 +103,10 @@ impl Worker {
     /// 5. write the outcome, again after `policy::outcome_write_retry_delay`
     ///    while the database is away (not once stopping), then count it in
     ///    the ledger and forget the run;
-    /// 6. with nothing due, wait for a wake-up, `poll_interval`, or the stop.
+    /// 6. with nothing due, wait for a wake-up (an enqueue here, the work
+    ///    signal, a retry of this process coming due), the idle poll
+    ///    (`poll_interval`, or `idle_poll_interval` with a work signal), or
+    ///    the stop.
     pub async fn run(self, mut stop: Stop) {
         loop {
             if is_stopping(&stop) {
@@ -134,7 +137,7 @@ impl Worker {
             }
             tokio::select! {
                 () = self.queue.woken() => {}
-                () = tokio::time::sleep(self.ports.options.poll_interval) => {}
+                () = tokio::time::sleep(self.queue.idle_wait()) => {}
                 _ = stop.changed() => {}
             }
         }
@@ -220,6 +223,7 @@ impl Worker {
                 self.jitter.unit(),
             );
             tracing::warn!(scan_id = %run.scan_id, volume = %run.volume, attempt = run.attempt, reason = %failure.reason, retry_in = ?delay, "scan attempt failed; will retry");
+            self.queue.due_after(delay);
             RunOutcome::Retry { not_before: self.ports.clock.now() + delay, reason: failure.reason }
         } else {
             tracing::warn!(scan_id = %run.scan_id, volume = %run.volume, attempt = run.attempt, reason = %failure.reason, "scan failed");
@@ -361,6 +365,27 @@ impl Worker {
     /// Cancels a run: a queued one at once, a running one within
     /// `CANCEL_WAIT`. A run that finished first, even while the cancel waited
     /// for it, is `ScanFinished`.
+    /// Cancels another host's run: a queued one here, since no worker holds
+    /// it; a running one only its host's process can stop.
+    async fn cancel_remote(&self, run: ScanRun) -> Result<ScanRun, SchedulerError> {
+        let scan_id = run.scan_id;
+        if run.status == ScanStatus::Running {
+            return Err(SchedulerError::RunningElsewhere { scan_id, host: run.host });
+        }
+        let (repo, now) = (Arc::clone(&self.ports.repo), self.ports.clock.now());
+        match blocking(move || repo.record_outcome(scan_id, RunOutcome::Canceled, now)).await? {
+            Ok(run) => Ok(run),
+            // Its host claimed it meanwhile.
+            Err(RepoError::Transition { source, .. }) if source.from == ScanStatus::Running => {
+                Err(SchedulerError::RunningElsewhere { scan_id, host: run.host })
+            }
+            Err(RepoError::Transition { source, .. }) => {
+                Err(SchedulerError::ScanFinished { scan_id, status: source.from })
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
     pub async fn cancel(&self, scan_id: ScanId) -> Result<ScanRun, SchedulerError> {
         let repo = Arc::clone(&self.ports.repo);
         let run = blocking(move || repo.run(scan_id))
@@ -368,6 +393,9 @@ impl Worker {
             .ok_or(SchedulerError::ScanNotFound(scan_id))?;
         if run.status.is_final() {
             return Err(SchedulerError::ScanFinished { scan_id, status: run.status });
+        }
+        if run.host != *self.ports.repo.local_host() {
+            return self.cancel_remote(run).await;
         }
         // Either a worker here measures it, or a worker that registers it
         // later finds the mark and never starts the scan.
