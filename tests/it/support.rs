@@ -18,6 +18,9 @@ pub const SERVER: &str = env!("CARGO_BIN_EXE_volscan-server");
 pub fn server(vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(SERVER);
     command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    // The host id the tests' own repositories write as (`HostId::default()`),
+    // whatever this machine's hostname; a test may set another.
+    command.env("VOLSCAN_HOST_ID", "local");
     for (name, value) in vars {
         command.env(name, value);
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use volscan_config::{Config, ScanEnabled};
-use volscan_domain::{EngineChain, Repository, ScanMethod, VolumeSource};
+use volscan_domain::{EngineChain, HostId, HostInfo, Repository, ScanMethod, VolumeSource};
 use volscan_repo::DieselRepository;
 use volscan_scheduler::{RetentionOptions, SchedulerBuilder, SchedulerOptions};
 
@@ -176,6 +176,25 @@ fn open_database(config: &Config) -> anyhow::Result<DieselRepository> {
         .with_context(|| format!("failed to open the database {}", config.database.url))
 }
 
+/// This host's id (`VOLSCAN_HOST_ID`, else the machine's hostname) and the
+/// machine's name.
+fn host_identity(config: &Config) -> anyhow::Result<(HostId, String)> {
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default();
+    let id = match &config.database.host_id {
+        Some(id) => id.parse().context("invalid VOLSCAN_HOST_ID")?,
+        None => machine.parse().with_context(|| {
+            format!(
+                "the hostname {machine:?} is not a valid host id; set VOLSCAN_HOST_ID \
+                 (1-63 of a-z 0-9 _ . - starting with a letter or digit)"
+            )
+        })?,
+    };
+    Ok((id, machine))
+}
+
 fn report_migrations(repo: &DieselRepository, applied: &[String]) {
     if applied.is_empty() {
         println!("{}: database schema is up to date", repo.backend_name());
@@ -204,9 +223,13 @@ fn serve(config: Config, raised: Raised) -> anyhow::Result<()> {
         Ok(_) => {}
         Err(err) => tracing::warn!(error = %err, "failed to make permitted capabilities effective"),
     }
-    let repo = open_database(&config)?;
+    let (host_id, machine) = host_identity(&config)?;
+    let repo = open_database(&config)?.for_host(host_id.clone());
     let applied = repo.migrate().context("failed to migrate the database")?;
-    tracing::info!(backend = repo.backend_name(), applied = applied.len(), "database ready");
+    tracing::info!(backend = repo.backend_name(), applied = applied.len(), host = %host_id, "database ready");
+    // Held for the process's life: a second process with this host id is refused.
+    let _lease = repo.lease().context("refusing to start")?;
+    let signal = repo.work_signal();
     let repo: Arc<dyn Repository> = Arc::new(repo);
 
     let exporter = install_metrics()?;
@@ -231,6 +254,14 @@ fn serve(config: Config, raised: Raised) -> anyhow::Result<()> {
             }
         },
     };
+    let (docker_engine_id, docker_version) = docker.engine_identity().unwrap_or_default();
+    let host_info = HostInfo {
+        id: host_id,
+        name: machine,
+        docker_engine_id,
+        docker_version,
+        volscan_version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
     let source: Arc<dyn VolumeSource> = docker.clone();
     let host_check: volscan_http::HostCheck = Arc::new(move || docker.volumes_dir_problem());
     let engines = engine_chain(&config);
@@ -245,12 +276,14 @@ fn serve(config: Config, raised: Raised) -> anyhow::Result<()> {
     let runner = actix_web::rt::System::new();
     let result = runner.block_on(async move {
         let mut signals = ShutdownSignals::install()?;
-        let scheduler =
+        let mut builder =
             SchedulerBuilder::new(Arc::clone(&source), engines, Arc::clone(&repo), options)
                 .filesystems(probe)
-                .start()
-                .await
-                .context("failed to start the scheduler")?;
+                .host(host_info);
+        if let Some(signal) = signal {
+            builder = builder.work_signal(signal);
+        }
+        let scheduler = builder.start().await.context("failed to start the scheduler")?;
         let parts = Parts { repo, source, host_check, scheduler: scheduler.clone(), exporter };
         let served = serve_until_signal(listener, &config, parts, &mut signals).await;
         // Every way out of serving passes here.

@@ -128,6 +128,10 @@ impl LifecycleConfig {
 pub struct DatabaseConfig {
     /// `DATABASE_URL`.
     pub url: DatabaseUrl,
+    /// `VOLSCAN_HOST_ID`: this host's identity in the database, lower-cased
+    /// and checked against `^[a-z0-9][a-z0-9_.-]{0,62}$`; `None` when empty,
+    /// meaning the machine's hostname (which the binary reads).
+    pub host_id: Option<String>,
 }
 
 /// The Docker Engine.

@@ -63,6 +63,7 @@ fn parsed(config: &Config, variable: &str) -> String {
         "SIZES_TTL_DAYS" => format!("{:?}", lifecycle.sizes_ttl_days),
         "LIFECYCLE_INTERVAL" => format!("{:?}", lifecycle.interval),
         "DATABASE_URL" => format!("{:?} {:?}", database.url.kind(), database.url),
+        "VOLSCAN_HOST_ID" => format!("{:?}", database.host_id),
         "SCAN_NICE" => format!("{:?}", scan.nice),
         "SCAN_IO_CLASS" => format!("{:?}", scan.io_class),
         "DOCKER_HOST" => format!("{:?} {:?}", docker.host.kind(), docker.host),
@@ -239,6 +240,13 @@ const CASES: &[Case] = &[
         error: r#"invalid DATABASE_URL="mysql://volscan:***@db/volscan" (from the environment): expected sqlite://PATH (such as sqlite://volscan.db or sqlite:///var/lib/volscan/volscan.db) or postgres://USER:PASSWORD@HOST:PORT/DATABASE"#,
     },
     Case {
+        variable: "VOLSCAN_HOST_ID",
+        valid: " Web-01 ",
+        parsed: r#"Some("web-01")"#,
+        invalid: "web 01",
+        error: r#"invalid VOLSCAN_HOST_ID="web 01" (from the environment): expected 1-63 characters of a-z, 0-9, '_', '.', '-' starting with a letter or digit (such as web-01), or empty for the hostname"#,
+    },
+    Case {
         variable: "DOCKER_HOST",
         valid: "tcp://10.0.0.5:2375",
         parsed: r#"Tcp DockerHost("tcp://10.0.0.5:2375")"#,
@@ -382,6 +390,7 @@ fn no_sources_give_the_spec_defaults() {
          SIZES_TTL_DAYS=30\n\
          LIFECYCLE_INTERVAL=24h\n\
          DATABASE_URL=sqlite://volscan.db\n\
+         VOLSCAN_HOST_ID=\n\
          DOCKER_HOST=unix:///var/run/docker.sock\n\
          VOLSCAN_BIND=127.0.0.1:8080\n\
          RATE_LIMIT_RPM=60\n\
@@ -1148,6 +1157,7 @@ LIFECYCLE_ENABLED=false
 SIZES_TTL_DAYS=7
 LIFECYCLE_INTERVAL='1h 30m'
 DATABASE_URL='sqlite:///var/lib/volscan db/v.db'
+VOLSCAN_HOST_ID=
 DOCKER_HOST='tcp://[::1]:2375'
 VOLSCAN_BIND='[::]:9000'
 RATE_LIMIT_RPM=1000000

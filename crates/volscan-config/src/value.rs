@@ -305,6 +305,26 @@ pub(crate) fn host_prefix(value: &Value) -> Result<Option<PathBuf>, String> {
     normalize_absolute(text).map(Some).map_err(|problem| format!("{problem}; {EXPECTED}"))
 }
 
+/// `VOLSCAN_HOST_ID`: empty for the hostname, else a host id (lower-cased).
+pub(crate) fn host_id(value: &Value) -> Result<Option<String>, String> {
+    const EXPECTED: &str = "expected 1-63 characters of a-z, 0-9, '_', '.', '-' starting with \
+        a letter or digit (such as web-01), or empty for the hostname";
+    let Some(text) = value.as_str() else {
+        return Err(EXPECTED.to_owned());
+    };
+    let id = text.trim().to_lowercase();
+    if id.is_empty() {
+        return Ok(None);
+    }
+    let valid_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c);
+    let first_ok = id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if first_ok && id.len() <= 63 && id.chars().all(valid_char) {
+        Ok(Some(id))
+    } else {
+        Err(EXPECTED.to_owned())
+    }
+}
+
 /// `DATABASE_URL`.
 pub(crate) fn database_url(value: &Value) -> Result<DatabaseUrl, String> {
     match value.as_str() {

@@ -180,6 +180,16 @@ declare_variables! {
             render: |url| url.as_str().to_owned(),
             mask: Mask::UrlPassword,
         },
+        host_id: {
+            name: "VOLSCAN_HOST_ID",
+            doc: "this host's identity in a database shared by several hosts: 1-63 of \
+                `a-z 0-9 _ . -`, starting with a letter or digit (lower-cased); empty for the \
+                machine's hostname",
+            default: None,
+            parse: value::host_id,
+            render: |id| id.clone().unwrap_or_default(),
+            mask: Mask::Nothing,
+        },
     },
     docker: DockerConfig {
         host: {

@@ -37,6 +37,17 @@ impl DockerSource {
         }
     }
 
+    /// The daemon's identity for the `hosts` table: its `ID` and its server
+    /// version from `/info`, each `None` when the daemon does not say.
+    pub fn engine_identity(&self) -> Result<(Option<String>, Option<String>), SourceError> {
+        let info = self.block_on(self.call(
+            "ask for the engine's identity",
+            PING_TIMEOUT,
+            self.docker.info(),
+        ))?;
+        Ok((info.id, info.server_version))
+    }
+
     /// With `SCAN_HOST_PREFIX` set, what is wrong with Docker's volumes
     /// directory below it (missing, not a directory, unreadable), in words that
     /// say which mount or capability fixes it. `None` when it can be listed,

@@ -37,6 +37,15 @@ pub enum ApiError {
     /// The volume name breaks Docker's rule.
     #[error("invalid volume name: {0}")]
     InvalidVolumeName(String),
+    /// The `host` parameter is not a host id (or `*` where one is needed).
+    #[error("invalid host: {0}")]
+    InvalidHost(String),
+    /// No host with this id shares the database.
+    #[error("host {0} is not known to the database")]
+    HostNotFound(String),
+    /// The run is running on another host, which alone can cancel it.
+    #[error("scan run {0} is running on host {1}; cancel it through that host's server")]
+    RunningElsewhere(String, String),
     /// No such volume.
     #[error("volume {0} does not exist")]
     VolumeNotFound(String),
@@ -99,6 +108,9 @@ impl ApiError {
             ApiError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             ApiError::InvalidVolumeName(_) => (StatusCode::BAD_REQUEST, "invalid_volume_name"),
             ApiError::VolumeNotFound(_) => (StatusCode::NOT_FOUND, "volume_not_found"),
+            ApiError::InvalidHost(_) => (StatusCode::BAD_REQUEST, "invalid_host"),
+            ApiError::HostNotFound(_) => (StatusCode::NOT_FOUND, "host_not_found"),
+            ApiError::RunningElsewhere(..) => (StatusCode::CONFLICT, "scan_running_elsewhere"),
             ApiError::ScanForbidden(_) => (StatusCode::FORBIDDEN, "scan_forbidden"),
             ApiError::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
@@ -137,6 +149,10 @@ impl From<SchedulerError> for ApiError {
             SchedulerError::ScanNotFound(id) => ApiError::ScanNotFound(id.to_string()),
             SchedulerError::ScanFinished { scan_id, status } => {
                 ApiError::ScanFinished(scan_id.to_string(), status.to_string())
+            }
+            SchedulerError::HostNotFound(host) => ApiError::HostNotFound(host.to_string()),
+            SchedulerError::RunningElsewhere { scan_id, host } => {
+                ApiError::RunningElsewhere(scan_id.to_string(), host.to_string())
             }
             SchedulerError::Repo(err) => err.into(),
             SchedulerError::Source(_) => ApiError::SourceUnavailable,

@@ -31,6 +31,8 @@ pub fn opt_time(at: Option<Timestamp>) -> Option<String> {
 #[derive(Serialize)]
 pub struct RunJson {
     scan_id: String,
+    /// The host whose workers run it.
+    host: String,
     volume_id: String,
     batch_id: Option<String>,
     trigger: &'static str,
@@ -52,6 +54,7 @@ impl From<&ScanRun> for RunJson {
     fn from(run: &ScanRun) -> Self {
         RunJson {
             scan_id: run.scan_id.to_string(),
+            host: run.host.to_string(),
             volume_id: run.volume.to_string(),
             batch_id: run.batch_id.map(|b| b.to_string()),
             trigger: run.trigger.as_str(),
@@ -194,6 +197,8 @@ impl From<&Growth> for GrowthJson {
 /// A volume with its latest stats, growth and users (`GET /volumes`).
 #[derive(Serialize)]
 pub struct VolumeJson {
+    /// The Docker host it lives on.
+    host: String,
     name: String,
     driver: String,
     mountpoint: String,
@@ -231,6 +236,7 @@ impl VolumeJson {
         users: Option<&VolumeUsers>,
     ) -> Self {
         VolumeJson {
+            host: volume.host.to_string(),
             name: volume.name.to_string(),
             driver: volume.driver.clone(),
             mountpoint: volume.mountpoint.to_string_lossy().into_owned(),

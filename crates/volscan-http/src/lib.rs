@@ -14,6 +14,7 @@ mod error;
 mod growth;
 mod guard;
 mod health;
+mod hosts;
 mod insights;
 mod json;
 mod openapi;
@@ -220,6 +221,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                             .route(web::get().to(insights::list_filesystems)),
                     )
                     .service(resource("/summary", "GET").route(web::get().to(insights::summary)))
+                    .service(resource("/hosts", "GET").route(web::get().to(hosts::list_hosts)))
                     .service(
                         resource("/scheduler/status", "GET")
                             .route(web::get().to(routes::scheduler_status)),

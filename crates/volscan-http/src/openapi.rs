@@ -69,6 +69,15 @@ fn volume_links(name: &str) -> Value {
     })
 }
 
+/// The `host` query parameter of reads (SPEC §10).
+fn host_param() -> Value {
+    query_param(
+        "host",
+        "a host id for that host's data, * for every host's; absent: this server's host",
+        json!({ "type": "string" }),
+    )
+}
+
 fn nullable(kind: &str) -> Value {
     json!({ "type": [kind, "null"] })
 }
@@ -173,6 +182,7 @@ fn unclosed_document() -> Value {
                     query_param("volume", "only this volume", volume_name()),
                     query_param("status", "only this status", json!({ "type": "string", "enum": ["queued", "running", "completed", "failed", "canceled"] })),
                     query_param("limit", "at most this many (1-1000, default 50)", json!({ "type": "integer", "minimum": 1, "maximum": 1000 })),
+                    host_param(),
                 ],
                 "responses": with(common.clone(), json!({ "200": ok("runs", json!({ "type": "array", "items": schema("Run") })) })),
             }},
@@ -203,6 +213,7 @@ fn unclosed_document() -> Value {
                     query_param("sort", "name, size_bytes, delta_24h, delta_7d or rate_bytes_per_day, then :asc or :desc (default name:asc); volumes whose growth figure is null come last in both directions", json!({ "type": "string", "enum": sort_values() })),
                     query_param("removed", "include removed volumes", json!({ "type": "boolean" })),
                     query_param("unused", "true: only present volumes no container references (in_use false); false: only present volumes some container references; absent: all", json!({ "type": "boolean" })),
+                    host_param(),
                 ],
                 "responses": with(common.clone(), json!({ "200": with(ok("volumes", json!({ "type": "array", "items": schema("Volume") })), json!({ "links": volume_links("$response.body#/0/name") })) })),
             }},
@@ -246,11 +257,23 @@ fn unclosed_document() -> Value {
             "/scheduler/metrics": { "get": { "operationId": "schedulerMetrics", "summary": "Prometheus text exposition", "responses": { "200": { "description": "metrics", "content": { "text/plain": { "schema": { "type": "string" } } } } } } },
             "/health": { "get": { "operationId": "health", "summary": "Overall health", "responses": { "200": ok("healthy or degraded", schema("Health")), "503": ok("unhealthy", schema("Health")) } } },
             "/health/scheduler": { "get": { "operationId": "schedulerHealth", "summary": "The scheduler's health", "responses": { "200": ok("healthy or degraded", schema("SchedulerHealth")), "503": ok("stopped", schema("SchedulerHealth")) } } },
+            "/hosts": { "get": {
+                "operationId": "listHosts",
+                "summary": "Every host sharing the database, with its liveness by the database's clock",
+                "responses": with(common.clone(), json!({ "200": ok("hosts", json!({ "type": "array", "items": schema("Host") })) })),
+            }},
             "/openapi.json": { "get": { "operationId": "openapi", "summary": "This document", "responses": { "200": ok("OpenAPI 3", json!({ "type": "object" })) } } },
         },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "schemas": {
+                "Host": { "type": "object", "required": ["id", "name", "docker_engine_id", "docker_version", "started_at", "last_seen_at", "volscan_version", "clock_skew_ms", "status", "local", "as_of"], "properties": {
+                    "id": { "type": "string" }, "name": { "type": "string" }, "docker_engine_id": nullable("string"), "docker_version": nullable("string"),
+                    "started_at": { "type": "string" }, "last_seen_at": { "type": "string", "description": "the last heartbeat, by the database's clock (every 15 s)" },
+                    "volscan_version": { "type": "string" }, "clock_skew_ms": { "type": ["integer", "null"], "description": "the host's clock minus the database's at its last heartbeat, in ms" },
+                    "status": { "type": "string", "enum": ["online", "stale", "offline"], "description": "online when seen in the last 45 s, stale until 5 min, then offline" },
+                    "local": { "type": "boolean", "description": "whether this is the host of the server answering" },
+                    "as_of": { "type": "string", "description": "the database's time of the read" } } },
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
                 "Trigger": { "type": "object", "required": ["scan_id", "volume", "status", "deduplicated", "status_url"], "properties": {
                     "scan_id": { "type": "string" }, "volume": { "type": "string" }, "status": { "type": "string" }, "deduplicated": { "type": "boolean" }, "status_url": { "type": "string" } } },
@@ -259,8 +282,8 @@ fn unclosed_document() -> Value {
                 "BatchStatus": { "type": "object", "required": ["batch_id", "total", "queued", "running", "completed", "failed", "canceled"], "properties": {
                     "batch_id": { "type": "string" }, "total": { "type": "integer" }, "queued": { "type": "integer" }, "running": { "type": "integer" },
                     "completed": { "type": "integer" }, "failed": { "type": "integer" }, "canceled": { "type": "integer" } } },
-                "Run": { "type": "object", "required": ["scan_id", "volume_id", "trigger", "status", "progress", "attempt", "queued_at"], "properties": {
-                    "scan_id": { "type": "string" }, "volume_id": { "type": "string" }, "batch_id": nullable("string"),
+                "Run": { "type": "object", "required": ["scan_id", "host", "volume_id", "trigger", "status", "progress", "attempt", "queued_at"], "properties": {
+                    "scan_id": { "type": "string" }, "host": { "type": "string", "description": "the host whose workers run it" }, "volume_id": { "type": "string" }, "batch_id": nullable("string"),
                     "trigger": { "type": "string", "enum": ["schedule", "manual", "bulk", "event"] },
                     "status": { "type": "string", "enum": ["queued", "running", "completed", "failed", "canceled"] },
                     "progress": { "type": "integer", "minimum": 0, "maximum": 100 }, "method": nullable("string"), "attempt": { "type": "integer" },
@@ -269,8 +292,8 @@ fn unclosed_document() -> Value {
                 "Stat": { "type": "object", "required": ["size_bytes", "error_count", "partial", "scan_method", "duration_ms", "scan_id", "ts"], "properties": {
                     "size_bytes": { "type": "integer" }, "apparent_bytes": nullable("integer"), "file_count": nullable("integer"), "dir_count": nullable("integer"),
                     "error_count": { "type": "integer" }, "partial": { "type": "boolean", "description": "error_count > 0: some entries could not be read, so the totals are a lower bound" }, "scan_method": { "type": "string" }, "duration_ms": { "type": "integer" }, "scan_id": { "type": "string" }, "ts": { "type": "string" } } },
-                "Volume": { "type": "object", "required": ["name", "driver", "mountpoint", "kind", "labels", "first_seen_at", "last_seen_at", "growth", "containers", "in_use", "last_used_at", "unused_since", "filesystem_id"], "properties": {
-                    "name": { "type": "string" }, "driver": { "type": "string" }, "mountpoint": { "type": "string" }, "kind": { "type": "string", "enum": ["volume", "bind"] },
+                "Volume": { "type": "object", "required": ["host", "name", "driver", "mountpoint", "kind", "labels", "first_seen_at", "last_seen_at", "growth", "containers", "in_use", "last_used_at", "unused_since", "filesystem_id"], "properties": {
+                    "host": { "type": "string", "description": "the Docker host it lives on" }, "name": { "type": "string" }, "driver": { "type": "string" }, "mountpoint": { "type": "string" }, "kind": { "type": "string", "enum": ["volume", "bind"] },
                     "labels": { "type": "object", "additionalProperties": { "type": "string" } }, "created_at": nullable("string"),
                     "first_seen_at": { "type": "string" }, "last_seen_at": { "type": "string" }, "removed_at": nullable("string"),
                     "latest": { "oneOf": [schema("Stat"), { "type": "null" }] }, "growth": schema("Growth"),

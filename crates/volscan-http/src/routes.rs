@@ -3,6 +3,9 @@
 //! `insights.rs` and `dirs.rs`). Writing endpoints pass the bearer token and
 //! the rate limit first; repository calls run in `web::block`.
 
+use volscan_scheduler::Targets;
+
+use crate::hosts::{HostQuery, Named};
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -80,11 +83,15 @@ pub(crate) async fn trigger_scan(
     request: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    host: web::Query<HostQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     guard_write(&request, &state, payload).await?;
     let name = volume_name(&path)?;
-    let enqueued = state.scheduler.scan_volume(name).await?;
+    let enqueued = match host.named(&state, false)? {
+        Named::Other(host) => state.scheduler.scan_volume_on(&host, name).await?,
+        _ => state.scheduler.scan_volume(name).await?,
+    };
     let run = &enqueued.run;
     Ok(HttpResponse::Accepted().json(TriggerJson {
         scan_id: run.scan_id.to_string(),
@@ -99,10 +106,16 @@ pub(crate) async fn trigger_scan(
 pub(crate) async fn scan_now(
     request: HttpRequest,
     state: web::Data<AppState>,
+    host: web::Query<HostQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     guard_write(&request, &state, payload).await?;
-    let summary = state.scheduler.scan_all().await?;
+    let targets = match host.named(&state, true)? {
+        Named::Local => Targets::Local,
+        Named::Other(host) => Targets::Remote(host),
+        Named::Every => Targets::All,
+    };
+    let summary = state.scheduler.scan_all_on(targets).await?;
     Ok(HttpResponse::Accepted().json(BatchJson {
         batch_id: summary.batch_id.to_string(),
         count: summary.count,
@@ -155,7 +168,9 @@ const MAX_RUNS: u32 = 1000;
 pub(crate) async fn list_scans(
     state: web::Data<AppState>,
     query: web::Query<ScansQuery>,
+    host: web::Query<HostQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let (_, repo) = host.repo(&state, true)?;
     let ScansQuery { volume, status, limit } = query.into_inner();
     let volume = volume.map(|v| volume_name(&v)).transpose()?;
     let status = status
@@ -166,7 +181,6 @@ pub(crate) async fn list_scans(
         return Err(ApiError::InvalidQuery(format!("limit must be 1 to {MAX_RUNS}")));
     }
     let filter = RunFilter { volume, status, batch: None, limit: Some(limit) };
-    let repo = Arc::clone(&state.repo);
     let runs = block(move || repo.runs(&filter)).await?;
     Ok(HttpResponse::Ok().json(runs.iter().map(RunJson::from).collect::<Vec<_>>()))
 }

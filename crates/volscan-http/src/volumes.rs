@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use volscan_domain::{RunFilter, VolumeName, VolumeStat, VolumeUsers};
+use volscan_domain::{HostId, RunFilter, VolumeName, VolumeStat, VolumeUsers};
 
 use crate::cache::{self, Version};
+use crate::hosts::{HostQuery, Named};
 use crate::json::{RunJson, VolumeDetailJson, VolumeJson};
 use crate::routes::{block, volume_name};
 use crate::{ApiError, AppState, growth};
@@ -165,24 +166,32 @@ pub(crate) struct VolumesKey {
 pub(crate) async fn list_volumes(
     state: web::Data<AppState>,
     query: web::Query<VolumesQuery>,
+    host: web::Query<HostQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let VolumesQuery { sort: sort_text, removed, unused } = query.into_inner();
     let (sort_key, descending) = SortKey::parse(sort_text.as_deref())?;
     let include_removed = removed.unwrap_or(false);
+    let (named, repo) = host.repo(&state, true)?;
+    // Only the local host's answer is cached: the data version counts this
+    // process's writes, not other hosts'.
+    let local = named == Named::Local;
     let key = VolumesKey { sort: sort_key, descending, removed: include_removed, unused };
     let version = Version::data(&state);
-    if let Some(body) = state.volumes.fresh(&key, version) {
+    if local && let Some(body) = state.volumes.fresh(&key, version) {
         return Ok(cache::ok(body));
     }
+    // Growth and the containers using a volume are this host's; another
+    // host's volumes show growth unknown (null figures) and no containers.
     let growth = growth::all(&state).await?;
-    let repo = Arc::clone(&state.repo);
     let (volumes, stats) =
         block(move || Ok((repo.volumes(include_removed)?, repo.latest_stats()?))).await?;
     let users = users(&state).await;
-    let latest: HashMap<&VolumeName, &VolumeStat> = stats.iter().map(|s| (&s.volume, s)).collect();
+    let latest: HashMap<(&HostId, &VolumeName), &VolumeStat> =
+        stats.iter().map(|s| ((&s.host, &s.volume), s)).collect();
     let used: HashMap<&VolumeName, &VolumeUsers> =
         users.iter().flat_map(|u| u.iter()).map(|u| (&u.volume, u)).collect();
     let none = volscan_domain::Growth::UNKNOWN;
+    let here = state.repo.local_host();
     let mut listed: Vec<VolumeJson> = volumes
         .iter()
         .filter(|volume| {
@@ -190,17 +199,20 @@ pub(crate) async fn list_volumes(
                 .is_none_or(|unused| volume.removed_at.is_none() && volume.in_use == Some(!unused))
         })
         .map(|volume| {
+            let mine = &volume.host == here;
             VolumeJson::new(
                 volume,
-                latest.get(&volume.name).copied(),
-                growth.get(&volume.name).unwrap_or(&none),
-                used.get(&volume.name).copied(),
+                latest.get(&(&volume.host, &volume.name)).copied(),
+                growth.get(&volume.name).filter(|_| mine).unwrap_or(&none),
+                used.get(&volume.name).copied().filter(|_| mine),
             )
         })
         .collect();
     sort(&mut listed, sort_key, descending);
     let body = cache::json_body(&listed)?;
-    state.volumes.store(key, version, body.clone());
+    if local {
+        state.volumes.store(key, version, body.clone());
+    }
     Ok(cache::ok(body))
 }
 
