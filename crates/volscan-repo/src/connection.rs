@@ -15,6 +15,10 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 pub(crate) const SQLITE_MIGRATIONS: EmbeddedMigrations =
     embed_migrations!("../../migrations/sqlite");
 /// PostgreSQL migrations, under the same names as the SQLite ones.
+/// The advisory-lock key PostgreSQL migrations run under (any fixed number
+/// no other lock of volscan's uses; host leases hash their ids).
+const MIGRATION_LOCK: i64 = 0x766f_6c73_6361_6e;
+
 pub(crate) const POSTGRES_MIGRATIONS: EmbeddedMigrations =
     embed_migrations!("../../migrations/postgres");
 
@@ -114,11 +118,20 @@ impl r2d2::ManageConnection for Manager {
 pub(crate) fn run_migrations(
     conn: &mut AnyConnection,
 ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
-    let applied = match conn {
-        AnyConnection::Postgresql(conn) => conn.run_pending_migrations(POSTGRES_MIGRATIONS)?,
-        AnyConnection::Sqlite(conn) => conn.run_pending_migrations(SQLITE_MIGRATIONS)?,
+    let names = |versions: Vec<diesel::migration::MigrationVersion<'_>>| -> Vec<String> {
+        versions.into_iter().map(|version| version.to_string()).collect()
     };
-    Ok(applied.into_iter().map(|version| version.to_string()).collect())
+    match conn {
+        AnyConnection::Postgresql(conn) => {
+            // Several hosts starting at once share one database: one migrates
+            // while the others wait for it, then find nothing pending.
+            conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            let applied = conn.run_pending_migrations(POSTGRES_MIGRATIONS).map(names);
+            conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+            applied
+        }
+        AnyConnection::Sqlite(conn) => Ok(names(conn.run_pending_migrations(SQLITE_MIGRATIONS)?)),
+    }
 }
 
 /// Runs `$body` with `$c` bound to the concrete connection (`&mut PgConnection`

@@ -29,7 +29,7 @@ const LOCK_KEY: &str = "hashtextextended('volscan host ' || $1, 0)";
 pub enum LeaseError {
     /// Another live process holds the host id.
     #[error(
-        "host id {host:?} is already served by a live volscan-server ({holder}); stop that one \
+        "host id \"{host}\" is already served by a live volscan-server ({holder}); stop that one \
          or give this one another VOLSCAN_HOST_ID"
     )]
     Held {
@@ -39,7 +39,7 @@ pub enum LeaseError {
         holder: String,
     },
     /// The database could not be reached or refused the query.
-    #[error("failed to take the lease on host id {host:?}")]
+    #[error("failed to take the lease on host id \"{host}\"")]
     Database {
         /// The id asked for.
         host: HostId,
