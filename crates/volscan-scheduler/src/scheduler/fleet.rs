@@ -1,5 +1,6 @@
 //! Fleet: what a scheduler does for the other hosts sharing its database.
-//! It owns nothing; its two tasks are given the ports and the queue.
+//! It owns nothing; its two tasks are given the ports and the queue. The
+//! builder's and the handle's methods for many hosts are here too.
 //!
 //! `heartbeat` writes the local host's row (`Repository::touch_host`, the
 //! database's clock) every `heartbeat_interval`, so every node can tell
@@ -11,11 +12,63 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use volscan_domain::{HostInfo, WorkSignal, error_chain};
+use volscan_domain::{Enqueued, HostId, HostInfo, Trigger, VolumeName, WorkSignal, error_chain};
 
-use super::admission::Queue;
-use super::{Ports, Stop, blocking, is_stopping};
+use super::admission::{Queue, Targets};
+use super::{Ports, SchedulerBuilder, SchedulerHandle, Stop, blocking, is_stopping};
+use crate::error::SchedulerError;
 use crate::running::lock;
+use crate::status::BatchSummary;
+
+impl SchedulerBuilder {
+    /// Registers the local host (`info.id` must be the repository's local
+    /// host) in the shared database at start-up, adopting the rows of a
+    /// single-host database, and writes its heartbeat every
+    /// `heartbeat_interval`; without it, no `hosts` row is written.
+    pub fn host(mut self, info: HostInfo) -> Self {
+        self.host = Some(info);
+        self
+    }
+
+    /// Wakes idle workers through `signal` when another process queues work
+    /// for this host; idle workers then poll only every
+    /// `idle_poll_interval` instead of every `poll_interval`.
+    pub fn work_signal(mut self, signal: Box<dyn WorkSignal>) -> Self {
+        self.signal = Some(signal);
+        self
+    }
+}
+
+impl SchedulerHandle {
+    /// Queues a scan of one volume of `host` (`?host=`): the local host's as
+    /// `scan_volume`; another host's for that host's workers, when the
+    /// volume is known in the database.
+    pub async fn scan_volume_on(
+        &self,
+        host: &HostId,
+        name: VolumeName,
+    ) -> Result<Enqueued, SchedulerError> {
+        if host == self.core.ports.repo.local_host() {
+            return self.scan_volume(name).await;
+        }
+        self.core.admission().enqueue_remote(host.clone(), name, Trigger::Manual).await
+    }
+
+    /// Queues every volume of the hosts `targets` names, each host's for its
+    /// own workers, under one batch and this process's cooldown.
+    pub async fn scan_all_on(&self, targets: Targets) -> Result<BatchSummary, SchedulerError> {
+        let targets = match targets {
+            Targets::Remote(host) if &host == self.core.ports.repo.local_host() => Targets::Local,
+            other => other,
+        };
+        self.core.admission().batch_on(Trigger::Bulk, targets).await
+    }
+
+    /// The local host's id.
+    pub fn host_id(&self) -> &HostId {
+        self.core.ports.repo.local_host()
+    }
+}
 
 /// How long one wait on the work signal lasts before the stop is checked.
 const SIGNAL_WAIT: Duration = Duration::from_millis(500);

@@ -50,9 +50,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use volscan_domain::{
-    CancelReason, CancelToken, EngineChain, Enqueued, FilesystemProbe, HostId, HostInfo,
-    Repository, RunFilter, RunOutcome, ScanId, ScanRun, ScanStatus, Trigger, VolumeName,
-    VolumeSource, WorkSignal,
+    CancelReason, CancelToken, EngineChain, Enqueued, FilesystemProbe, HostInfo, Repository,
+    RunFilter, RunOutcome, ScanId, ScanRun, ScanStatus, Trigger, VolumeName, VolumeSource,
+    WorkSignal,
 };
 
 pub use self::admission::Targets;
@@ -98,23 +98,6 @@ impl SchedulerBuilder {
             host: None,
             signal: None,
         }
-    }
-
-    /// Registers the local host (`info.id` must be the repository's local
-    /// host) in the shared database at start-up, adopting the rows of a
-    /// single-host database, and writes its heartbeat every
-    /// `heartbeat_interval`; without it, no `hosts` row is written.
-    pub fn host(mut self, info: HostInfo) -> Self {
-        self.host = Some(info);
-        self
-    }
-
-    /// Wakes idle workers through `signal` when another process queues work
-    /// for this host; idle workers then poll only every
-    /// `idle_poll_interval` instead of every `poll_interval`.
-    pub fn work_signal(mut self, signal: Box<dyn WorkSignal>) -> Self {
-        self.signal = Some(signal);
-        self
     }
 
     /// Samples the filesystem holding each volume after its scans with
@@ -182,39 +165,10 @@ impl SchedulerHandle {
         self.core.admission().enqueue(name, Trigger::Manual, true).await
     }
 
-    /// Queues a scan of one volume of `host` (`?host=`): the local host's as
-    /// `scan_volume`; another host's for that host's workers, when the
-    /// volume is known in the database.
-    pub async fn scan_volume_on(
-        &self,
-        host: &HostId,
-        name: VolumeName,
-    ) -> Result<Enqueued, SchedulerError> {
-        if host == self.core.ports.repo.local_host() {
-            return self.scan_volume(name).await;
-        }
-        self.core.admission().enqueue_remote(host.clone(), name, Trigger::Manual).await
-    }
-
     /// Queues every volume (`POST /scan/now`); refused inside the cooldown
     /// shared with periodic runs.
     pub async fn scan_all(&self) -> Result<BatchSummary, SchedulerError> {
         self.core.admission().batch(Trigger::Bulk).await
-    }
-
-    /// Queues every volume of the hosts `targets` names, each host's for its
-    /// own workers, under one batch and this process's cooldown.
-    pub async fn scan_all_on(&self, targets: Targets) -> Result<BatchSummary, SchedulerError> {
-        let targets = match targets {
-            Targets::Remote(host) if &host == self.core.ports.repo.local_host() => Targets::Local,
-            other => other,
-        };
-        self.core.admission().batch_on(Trigger::Bulk, targets).await
-    }
-
-    /// The local host's id.
-    pub fn host_id(&self) -> &HostId {
-        self.core.ports.repo.local_host()
     }
 
     /// Cancels a run: a queued one at once, a running one within a second.
