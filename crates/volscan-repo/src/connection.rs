@@ -17,7 +17,7 @@ pub(crate) const SQLITE_MIGRATIONS: EmbeddedMigrations =
 /// PostgreSQL migrations, under the same names as the SQLite ones.
 /// The advisory-lock key PostgreSQL migrations run under (any fixed number
 /// no other lock of volscan's uses; host leases hash their ids).
-const MIGRATION_LOCK: i64 = 0x766f_6c73_6361_6e;
+const MIGRATION_LOCK: i64 = 0x0076_6f6c_7363_616e;
 
 pub(crate) const POSTGRES_MIGRATIONS: EmbeddedMigrations =
     embed_migrations!("../../migrations/postgres");
