@@ -163,7 +163,9 @@ fn serve(vars: &[(&str, &str)], run_args: &[&str]) -> (Container, u16) {
     let envs: Vec<String> = vars.iter().map(|(name, value)| format!("{name}={value}")).collect();
     let mut args = vec!["--read-only", "-p", "127.0.0.1::8080", "--health-interval", "1s"];
     let token = format!("AUTH_TOKEN={TOKEN}");
-    args.extend(["-e", token.as_str(), "-e", "SCAN_ENABLED=false"]);
+    // The host id the test's own repository reads as (a container's
+    // hostname is its random id).
+    args.extend(["-e", token.as_str(), "-e", "SCAN_ENABLED=false", "-e", "VOLSCAN_HOST_ID=local"]);
     for env in &envs {
         args.extend(["-e", env.as_str()]);
     }

@@ -443,6 +443,7 @@ fn scheduler_options(config: &Config, periodic: bool) -> SchedulerOptions {
             interval: *lifecycle_interval,
             ..RetentionOptions::default()
         }),
+        heartbeat_interval: config.database.heartbeat_interval,
         ..SchedulerOptions::default()
     }
 }

@@ -132,6 +132,9 @@ pub struct DatabaseConfig {
     /// and checked against `^[a-z0-9][a-z0-9_.-]{0,62}$`; `None` when empty,
     /// meaning the machine's hostname (which the binary reads).
     pub host_id: Option<String>,
+    /// `VOLSCAN_HEARTBEAT_INTERVAL`: how often the host writes its
+    /// liveness; the liveness limits are 3 and 20 of these.
+    pub heartbeat_interval: Duration,
 }
 
 /// The Docker Engine.

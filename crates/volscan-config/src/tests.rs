@@ -64,6 +64,7 @@ fn parsed(config: &Config, variable: &str) -> String {
         "LIFECYCLE_INTERVAL" => format!("{:?}", lifecycle.interval),
         "DATABASE_URL" => format!("{:?} {:?}", database.url.kind(), database.url),
         "VOLSCAN_HOST_ID" => format!("{:?}", database.host_id),
+        "VOLSCAN_HEARTBEAT_INTERVAL" => format!("{:?}", database.heartbeat_interval),
         "SCAN_NICE" => format!("{:?}", scan.nice),
         "SCAN_IO_CLASS" => format!("{:?}", scan.io_class),
         "DOCKER_HOST" => format!("{:?} {:?}", docker.host.kind(), docker.host),
@@ -247,6 +248,13 @@ const CASES: &[Case] = &[
         error: r#"invalid VOLSCAN_HOST_ID="web 01" (from the environment): expected 1-63 characters of a-z, 0-9, '_', '.', '-' starting with a letter or digit (such as web-01), or empty for the hostname"#,
     },
     Case {
+        variable: "VOLSCAN_HEARTBEAT_INTERVAL",
+        valid: "2s",
+        parsed: "2s",
+        invalid: "11m",
+        error: r#"invalid VOLSCAN_HEARTBEAT_INTERVAL="11m" (from the environment): must be from 1s to 10m; expected a duration such as 90s, 2m, 6h, 1h 30m or a number of seconds"#,
+    },
+    Case {
         variable: "DOCKER_HOST",
         valid: "tcp://10.0.0.5:2375",
         parsed: r#"Tcp DockerHost("tcp://10.0.0.5:2375")"#,
@@ -391,6 +399,7 @@ fn no_sources_give_the_spec_defaults() {
          LIFECYCLE_INTERVAL=24h\n\
          DATABASE_URL=sqlite://volscan.db\n\
          VOLSCAN_HOST_ID=\n\
+         VOLSCAN_HEARTBEAT_INTERVAL=15s\n\
          DOCKER_HOST=unix:///var/run/docker.sock\n\
          VOLSCAN_BIND=127.0.0.1:8080\n\
          RATE_LIMIT_RPM=60\n\
@@ -1158,6 +1167,7 @@ SIZES_TTL_DAYS=7
 LIFECYCLE_INTERVAL='1h 30m'
 DATABASE_URL='sqlite:///var/lib/volscan db/v.db'
 VOLSCAN_HOST_ID=
+VOLSCAN_HEARTBEAT_INTERVAL=15s
 DOCKER_HOST='tcp://[::1]:2375'
 VOLSCAN_BIND='[::]:9000'
 RATE_LIMIT_RPM=1000000

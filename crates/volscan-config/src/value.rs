@@ -113,6 +113,16 @@ pub(crate) fn duration(value: &Value) -> Result<Duration, String> {
     }
 }
 
+/// `VOLSCAN_HEARTBEAT_INTERVAL`: a duration of 1 s to 10 minutes.
+pub(crate) fn heartbeat(value: &Value) -> Result<Duration, String> {
+    let every = duration(value)?;
+    if (Duration::from_secs(1)..=Duration::from_secs(600)).contains(&every) {
+        Ok(every)
+    } else {
+        Err(format!("must be from 1s to 10m; {}", duration::EXPECTED))
+    }
+}
+
 /// An integer in `min..=max`, as text or as a TOML integer.
 pub(crate) fn integer(value: &Value, min: u64, max: u64) -> Result<u64, String> {
     let number = match value.as_str() {

@@ -190,6 +190,16 @@ declare_variables! {
             render: |id| id.clone().unwrap_or_default(),
             mask: Mask::Nothing,
         },
+        heartbeat_interval: {
+            name: "VOLSCAN_HEARTBEAT_INTERVAL",
+            doc: "how often this host writes its liveness to the database (1s to 10m); every \
+                node judges a host `online` when seen within 3 intervals and `stale` until 20, \
+                so the hosts sharing a database use one value",
+            default: Duration::from_secs(15),
+            parse: value::heartbeat,
+            render: render::duration,
+            mask: Mask::Nothing,
+        },
     },
     docker: DockerConfig {
         host: {

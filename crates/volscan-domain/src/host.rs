@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use crate::Timestamp;
 
-/// A host counts as `online` when it was seen this recently.
-pub const ONLINE_WITHIN: Duration = Duration::from_secs(45);
-/// A host counts as `stale` (not `offline`) when it was seen this recently.
-pub const STALE_WITHIN: Duration = Duration::from_secs(5 * 60);
-/// How often a live host writes `last_seen_at`.
+/// How often a live host writes `last_seen_at` by default (SPEC §10).
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(15);
+/// A host counts as `online` when seen within this many heartbeat
+/// intervals (45 s at the default interval).
+pub const ONLINE_BEATS: u32 = 3;
+/// A host counts as `stale` (not `offline`) when seen within this many
+/// heartbeat intervals (5 minutes at the default interval).
+pub const STALE_BEATS: u32 = 20;
 
 /// A host's identity in the database: 1–63 characters of `a-z`, `0-9`,
 /// `_`, `.` and `-`, starting with a letter or digit, after lower-casing.
@@ -67,7 +69,7 @@ impl FromStr for HostId {
     type Err = InvalidHostId;
 
     fn from_str(text: &str) -> Result<Self, InvalidHostId> {
-        let lower = text.to_lowercase();
+        let lower = text.to_ascii_lowercase();
         let first_ok = lower.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
         if first_ok && lower.len() <= 63 && lower.chars().all(valid_char) {
             Ok(HostId(lower))
@@ -135,40 +137,44 @@ pub struct Host {
 }
 
 impl Host {
-    /// How alive the host is, by the database's clock.
+    /// How alive the host is, by the database's clock, for hosts that beat
+    /// every `HEARTBEAT_EVERY`.
     pub fn liveness(&self) -> Liveness {
-        Liveness::of(self.last_seen_at, self.read_at)
+        self.liveness_under(HEARTBEAT_EVERY)
+    }
+
+    /// How alive the host is, by the database's clock, for hosts that beat
+    /// every `heartbeat` (a fleet shares one interval).
+    pub fn liveness_under(&self, heartbeat: Duration) -> Liveness {
+        Liveness::under(self.last_seen_at, self.read_at, heartbeat)
     }
 }
 
 /// How recently a host was seen (SPEC §10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Liveness {
-    /// Seen within `ONLINE_WITHIN`.
+    /// Seen within `ONLINE_BEATS` heartbeat intervals.
     Online,
-    /// Seen within `STALE_WITHIN`, not within `ONLINE_WITHIN`.
+    /// Seen within `STALE_BEATS` intervals, not within `ONLINE_BEATS`.
     Stale,
-    /// Not seen for `STALE_WITHIN` or longer.
+    /// Not seen for `STALE_BEATS` intervals or longer.
     Offline,
 }
 
 impl Liveness {
-    /// The liveness of a host last seen at `last_seen` when the clock says `now`.
+    /// The liveness of a host last seen at `last_seen` when the clock says
+    /// `now`, at the default heartbeat interval.
     pub fn of(last_seen: Timestamp, now: Timestamp) -> Liveness {
-        Liveness::with_limits(last_seen, now, ONLINE_WITHIN, STALE_WITHIN)
+        Liveness::under(last_seen, now, HEARTBEAT_EVERY)
     }
 
-    /// Like `of`, with other limits (tests shorten them).
-    pub fn with_limits(
-        last_seen: Timestamp,
-        now: Timestamp,
-        online: Duration,
-        stale: Duration,
-    ) -> Liveness {
+    /// The liveness of a host that beats every `heartbeat`, last seen at
+    /// `last_seen` when the clock says `now`.
+    pub fn under(last_seen: Timestamp, now: Timestamp, heartbeat: Duration) -> Liveness {
         let age = now - last_seen;
-        if age < online {
+        if age < heartbeat * ONLINE_BEATS {
             Liveness::Online
-        } else if age < stale {
+        } else if age < heartbeat * STALE_BEATS {
             Liveness::Stale
         } else {
             Liveness::Offline
@@ -220,5 +226,11 @@ mod tests {
         assert_eq!(Liveness::of(ago(300), now), Liveness::Offline);
         // A heartbeat "from the future" (clock skew between readers) is online.
         assert_eq!(Liveness::of(now + time::Duration::seconds(5), now), Liveness::Online);
+        // A shorter interval shortens both limits alike: 3 and 20 beats.
+        let beat = Duration::from_secs(1);
+        assert_eq!(Liveness::under(ago(2), now, beat), Liveness::Online);
+        assert_eq!(Liveness::under(ago(3), now, beat), Liveness::Stale);
+        assert_eq!(Liveness::under(ago(19), now, beat), Liveness::Stale);
+        assert_eq!(Liveness::under(ago(20), now, beat), Liveness::Offline);
     }
 }

@@ -35,8 +35,8 @@ pub use growth::{
     RATE_WINDOW, Trend, fit, forecast, growth,
 };
 pub use host::{
-    HEARTBEAT_EVERY, Host, HostId, HostInfo, HostScope, InvalidHostId, Liveness, ONLINE_WITHIN,
-    STALE_WITHIN,
+    HEARTBEAT_EVERY, Host, HostId, HostInfo, HostScope, InvalidHostId, Liveness, ONLINE_BEATS,
+    STALE_BEATS,
 };
 pub use ids::{BatchId, ScanId};
 pub use name::{InvalidVolumeName, VolumeName};

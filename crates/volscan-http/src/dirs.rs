@@ -7,12 +7,12 @@
 //! an absolute host path.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use volscan_domain::{DirUsage, ScanId, Timestamp};
 
+use crate::hosts::HostQuery;
 use crate::json::{DirEntryJson, DirsJson, opt_time};
 use crate::routes::{block, volume_name};
 use crate::{ApiError, AppState};
@@ -128,8 +128,10 @@ pub(crate) async fn dirs(
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<DirsQuery>,
+    host: web::Query<HostQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let name = volume_name(&path)?;
+    let (_, repo) = host.repo(&state, false)?;
     let DirsQuery { depth, compare, limit } = query.into_inner();
     let depth: u8 = match depth.as_deref().unwrap_or("1") {
         "1" => 1,
@@ -141,7 +143,6 @@ pub(crate) async fn dirs(
     if limit == 0 || limit > MAX_ENTRIES {
         return Err(ApiError::InvalidQuery(format!("limit must be 1 to {MAX_ENTRIES}")));
     }
-    let repo = Arc::clone(&state.repo);
     let lookup = name.clone();
     let read = block(move || read(&*repo, &lookup, window)).await?;
     let ((scan_id, ts), dirs, compared) = match read {

@@ -217,13 +217,27 @@ async fn current(state: &AppState) -> Result<Arc<Snapshot>, ApiError> {
     Ok(snapshot)
 }
 
-/// The growth of one volume: from the shared map when it is current, else
-/// from that volume's sizes alone (one volume's query is cheap).
+/// The growth of every volume of another host, read afresh: the shared map
+/// and its data version are this host's.
+pub(crate) async fn all_of(repo: Arc<dyn ReadRepository>) -> Result<Arc<GrowthMap>, ApiError> {
+    block(move || Ok(Arc::new(by_volume(&repo.size_points(None, WINDOW)?)))).await
+}
+
+/// The growth of one volume of this host: from the shared map when it is
+/// current, else from that volume's sizes alone (one volume's query is cheap).
 pub(crate) async fn of(state: &AppState, volume: &VolumeName) -> Result<Growth, ApiError> {
     if let Some(snapshot) = state.growth.at(state.scheduler.data_version()) {
         return Ok(snapshot.map.get(volume).copied().unwrap_or(Growth::UNKNOWN));
     }
-    let repo = Arc::clone(&state.repo);
+    of_in(Arc::clone(&state.repo), volume).await
+}
+
+/// The growth of one volume read from `repo`'s sizes alone (for another
+/// host's volume, or when the shared map is not current).
+pub(crate) async fn of_in(
+    repo: Arc<dyn ReadRepository>,
+    volume: &VolumeName,
+) -> Result<Growth, ApiError> {
     let lookup = volume.clone();
     block(move || {
         let points = repo.size_points(Some(&lookup), WINDOW)?;

@@ -3,6 +3,7 @@
 //! a host id: that host's; `*`: every host's, on lists).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -33,8 +34,8 @@ pub(crate) enum Named {
 impl HostQuery {
     /// The hosts named; `*` only where `every` allows it.
     pub(crate) fn named(&self, state: &AppState, every: bool) -> Result<Named, ApiError> {
-        match self.host.as_deref().map(str::trim) {
-            None | Some("") => Ok(Named::Local),
+        match self.host.as_deref() {
+            None => Ok(Named::Local),
             Some("*") if every => Ok(Named::Every),
             Some("*") => Err(ApiError::InvalidHost(
                 "host=* names every host; this endpoint needs one host id".into(),
@@ -81,7 +82,7 @@ pub struct HostJson {
 }
 
 impl HostJson {
-    fn new(host: &Host, local: &HostId) -> Self {
+    fn new(host: &Host, local: &HostId, heartbeat: Duration) -> Self {
         HostJson {
             id: host.info.id.to_string(),
             name: host.info.name.clone(),
@@ -91,7 +92,7 @@ impl HostJson {
             last_seen_at: time_text(host.last_seen_at),
             volscan_version: host.info.volscan_version.clone(),
             clock_skew_ms: host.clock_skew_ms,
-            status: host.liveness().as_str(),
+            status: host.liveness_under(heartbeat).as_str(),
             local: &host.info.id == local,
             as_of: time_text(host.read_at),
         }
@@ -103,6 +104,7 @@ pub(crate) async fn list_hosts(state: web::Data<AppState>) -> Result<HttpRespons
     let repo = Arc::clone(&state.repo);
     let hosts = block(move || repo.hosts()).await?;
     let local = state.repo.local_host();
-    let listed: Vec<HostJson> = hosts.iter().map(|h| HostJson::new(h, local)).collect();
+    let heartbeat = state.scheduler.heartbeat_interval();
+    let listed: Vec<HostJson> = hosts.iter().map(|h| HostJson::new(h, local, heartbeat)).collect();
     Ok(HttpResponse::Ok().json(listed))
 }

@@ -19,6 +19,7 @@ use volscan_domain::{
 };
 
 use crate::cache::{self, Version};
+use crate::hosts::{HostQuery, Named};
 use crate::json::{
     FailingJson, FilesystemJson, GrowingJson, LargestJson, SummaryJson, opt_time, time_text,
 };
@@ -180,32 +181,47 @@ pub(crate) fn read_inputs(repo: &dyn ReadRepository, failures: bool) -> Result<I
     Ok(Inputs { present, latest, failed, filesystems })
 }
 
-/// `GET /filesystems`: every filesystem holding a present volume, with its
-/// newest sample and its forecast over the week of samples before it.
-pub(crate) async fn list_filesystems(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// `GET /filesystems?host=H`: every filesystem holding a present volume of
+/// the host, with its newest sample and its forecast over the week of
+/// samples before it. Only this host's answer is cached (the data version
+/// counts this process's writes).
+pub(crate) async fn list_filesystems(
+    state: web::Data<AppState>,
+    host: web::Query<HostQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (named, repo) = host.repo(&state, false)?;
+    let local = named == Named::Local;
     let version = Version::data(&state);
-    if let Some(body) = state.insights.fresh(&Insight::Filesystems, version) {
+    if local && let Some(body) = state.insights.fresh(&Insight::Filesystems, version) {
         return Ok(cache::ok(body));
     }
-    let repo = Arc::clone(&state.repo);
     let inputs = block(move || read_inputs(&*repo, false)).await?;
     let listed: Vec<FilesystemJson> = inputs.filesystems.iter().map(Filesystem::json).collect();
     let body = cache::json_body(&listed)?;
-    state.insights.store(Insight::Filesystems, version, body.clone());
+    if local {
+        state.insights.store(Insight::Filesystems, version, body.clone());
+    }
     Ok(cache::ok(body))
 }
 
-/// `GET /summary`.
-pub(crate) async fn summary(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// `GET /summary?host=H`; another host's growth is read from its stats.
+pub(crate) async fn summary(
+    state: web::Data<AppState>,
+    host: web::Query<HostQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (named, repo) = host.repo(&state, false)?;
+    let local = named == Named::Local;
     let version = Version::now(&state);
-    if let Some(body) = state.insights.fresh(&Insight::Summary, version) {
+    if local && let Some(body) = state.insights.fresh(&Insight::Summary, version) {
         return Ok(cache::ok(body));
     }
-    let growth = growth::all(&state).await?;
-    let repo = Arc::clone(&state.repo);
+    let growth =
+        if local { growth::all(&state).await? } else { growth::all_of(Arc::clone(&repo)).await? };
     let inputs = block(move || read_inputs(&*repo, true)).await?;
     let body = cache::json_body(&summarize(&inputs, &growth))?;
-    state.insights.store(Insight::Summary, version, body.clone());
+    if local {
+        state.insights.store(Insight::Summary, version, body.clone());
+    }
     Ok(cache::ok(body))
 }
 

@@ -69,13 +69,20 @@ fn volume_links(name: &str) -> Value {
     })
 }
 
-/// The `host` query parameter of reads (SPEC §10).
-fn host_param() -> Value {
-    query_param(
-        "host",
-        "a host id for that host's data, * for every host's; absent: this server's host",
-        json!({ "type": "string" }),
-    )
+/// The `host` query parameter (SPEC §10): `*` for every host where `every`.
+fn host_param(every: bool) -> Value {
+    let (description, pattern) = if every {
+        (
+            "a host id for that host's data, * for every host's; absent: this server's host",
+            "^(\\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,62})$",
+        )
+    } else {
+        (
+            "a host id for that host's data; absent: this server's host",
+            "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+        )
+    };
+    query_param("host", description, json!({ "type": "string", "pattern": pattern }))
 }
 
 fn nullable(kind: &str) -> Value {
@@ -160,20 +167,20 @@ fn unclosed_document() -> Value {
             "/volumes/{name}/scan": { "post": {
                 "operationId": "triggerScan",
                 "summary": "Queue a scan of one volume (idempotent while one is active)",
-                "security": secured, "parameters": [name],
+                "security": secured, "parameters": [name.clone(), host_param(false)],
                 "responses": with(common.clone(), json!({
                     "202": with(ok("queued, or the active run", schema("Trigger")), json!({ "links": run_links("$response.body#/scan_id") })),
                     "403": error_response("scan_forbidden: the skip pattern matches"),
-                    "404": error_response("volume_not_found"),
+                    "404": error_response("volume_not_found, or host_not_found"),
                 })),
             }},
             "/scan/now": { "post": {
                 "operationId": "scanAll",
                 "summary": "Queue every volume (shares a 60 s cooldown with periodic runs)",
-                "security": secured,
+                "security": secured, "parameters": [host_param(true)],
                 "responses": with(common.clone(), json!({ "202": with(ok("queued", schema("Batch")), json!({ "links": {
                     "GetBatch": { "operationId": "getBatch", "parameters": { "batch_id": "$response.body#/batch_id" } },
-                } })) })),
+                } })), "404": error_response("host_not_found") })),
             }},
             "/scans": { "get": {
                 "operationId": "listScans",
@@ -182,7 +189,7 @@ fn unclosed_document() -> Value {
                     query_param("volume", "only this volume", volume_name()),
                     query_param("status", "only this status", json!({ "type": "string", "enum": ["queued", "running", "completed", "failed", "canceled"] })),
                     query_param("limit", "at most this many (1-1000, default 50)", json!({ "type": "integer", "minimum": 1, "maximum": 1000 })),
-                    host_param(),
+                    host_param(true),
                 ],
                 "responses": with(common.clone(), json!({ "200": ok("runs", json!({ "type": "array", "items": schema("Run") })) })),
             }},
@@ -213,13 +220,13 @@ fn unclosed_document() -> Value {
                     query_param("sort", "name, size_bytes, delta_24h, delta_7d or rate_bytes_per_day, then :asc or :desc (default name:asc); volumes whose growth figure is null come last in both directions", json!({ "type": "string", "enum": sort_values() })),
                     query_param("removed", "include removed volumes", json!({ "type": "boolean" })),
                     query_param("unused", "true: only present volumes no container references (in_use false); false: only present volumes some container references; absent: all", json!({ "type": "boolean" })),
-                    host_param(),
+                    host_param(true),
                 ],
                 "responses": with(common.clone(), json!({ "200": with(ok("volumes", json!({ "type": "array", "items": schema("Volume") })), json!({ "links": volume_links("$response.body#/0/name") })) })),
             }},
             "/volumes/{name}": { "get": {
                 "operationId": "getVolume",
-                "summary": "One volume, its latest stats and last runs", "parameters": [name.clone()],
+                "summary": "One volume, its latest stats and last runs", "parameters": [name.clone(), host_param(false)],
                 "responses": with(common.clone(), json!({ "200": ok("the volume", schema("VolumeDetail")), "404": error_response("volume_not_found") })),
             }},
             "/volumes/{name}/history": { "get": {
@@ -229,6 +236,7 @@ fn unclosed_document() -> Value {
                     query_param("since", "RFC 3339, inclusive", json!({ "type": "string", "format": "date-time" })),
                     query_param("until", "RFC 3339, exclusive", json!({ "type": "string", "format": "date-time" })),
                     query_param("limit", "the newest this many points (1-10000, default 1000)", json!({ "type": "integer", "minimum": 1, "maximum": 10000 })),
+                    host_param(false),
                 ],
                 "responses": with(common.clone(), json!({ "200": ok("points", schema("History")), "404": error_response("volume_not_found") })),
             }},
@@ -240,17 +248,20 @@ fn unclosed_document() -> Value {
                     query_param("depth", "1 (default): directories in the volume's root; 2: the ones inside those", json!({ "type": "integer", "enum": [1, 2] })),
                     query_param("compare", "compare with the older scan nearest to this long before the newest", json!({ "type": "string", "enum": ["24h", "7d", "30d"] })),
                     query_param("limit", "at most this many entries, largest first (1-1000, default 100)", json!({ "type": "integer", "minimum": 1, "maximum": 1000 })),
+                    host_param(false),
                 ],
                 "responses": with(common.clone(), json!({ "200": ok("directories; scan_id null when no scan recorded any", schema("Dirs")), "404": error_response("volume_not_found") })),
             }},
             "/filesystems": { "get": {
                 "operationId": "listFilesystems",
                 "summary": "Filesystems holding present volumes, with their fill forecast; soonest full_at first",
+                "parameters": [host_param(false)],
                 "responses": with(common.clone(), json!({ "200": ok("filesystems", json!({ "type": "array", "items": schema("Filesystem") })) })),
             }},
             "/summary": { "get": {
                 "operationId": "getSummary",
                 "summary": "Totals, unused volumes, the largest and fastest growing volumes, filling filesystems and failing scans",
+                "parameters": [host_param(false)],
                 "responses": with(common.clone(), json!({ "200": ok("summary", schema("Summary")) })),
             }},
             "/scheduler/status": { "get": { "operationId": "schedulerStatus", "summary": "The scheduler's status", "responses": { "200": ok("status", schema("Status")) } } },

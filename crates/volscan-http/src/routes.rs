@@ -230,15 +230,16 @@ pub(crate) async fn history(
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<HistoryQuery>,
+    host: web::Query<HostQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let name = volume_name(&path)?;
+    let (_, repo) = host.repo(&state, false)?;
     let HistoryQuery { since, until, limit } = query.into_inner();
     let (since, until) = (rfc3339("since", since)?, rfc3339("until", until)?);
     let limit = limit.unwrap_or(1000);
     if limit == 0 || limit > MAX_POINTS {
         return Err(ApiError::InvalidQuery(format!("limit must be 1 to {MAX_POINTS}")));
     }
-    let repo = Arc::clone(&state.repo);
     let lookup = name.clone();
     let (known, points) = block(move || {
         Ok((repo.volume(&lookup)?.is_some(), repo.history(&lookup, since, until, limit)?))

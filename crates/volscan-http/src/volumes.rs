@@ -216,23 +216,29 @@ pub(crate) async fn list_volumes(
     Ok(cache::ok(body))
 }
 
-/// `GET /volumes/{name}`.
+/// `GET /volumes/{name}?host=H`. Another host's volume has its growth read
+/// from that host's stats and no containers (Docker's answer is this host's).
 pub(crate) async fn get_volume(
     state: web::Data<AppState>,
     path: web::Path<String>,
+    host: web::Query<HostQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let name = volume_name(&path)?;
-    let repo = Arc::clone(&state.repo);
+    let (named, repo) = host.repo(&state, false)?;
     let lookup = name.clone();
+    let read = Arc::clone(&repo);
     let (volume, latest, runs) = block(move || {
         let filter =
             RunFilter { volume: Some(lookup.clone()), limit: Some(10), ..RunFilter::default() };
-        Ok((repo.volume(&lookup)?, repo.latest_stat(&lookup)?, repo.runs(&filter)?))
+        Ok((read.volume(&lookup)?, read.latest_stat(&lookup)?, read.runs(&filter)?))
     })
     .await?;
     let volume = volume.ok_or_else(|| ApiError::VolumeNotFound(name.to_string()))?;
-    let growth = growth::of(&state, &volume.name).await?;
-    let users = users(&state).await;
+    let (growth, users) = if named == Named::Local {
+        (growth::of(&state, &volume.name).await?, users(&state).await)
+    } else {
+        (growth::of_in(repo, &volume.name).await?, None)
+    };
     let used = users.as_ref().and_then(|u| u.iter().find(|u| u.volume == volume.name));
     Ok(HttpResponse::Ok().json(VolumeDetailJson {
         volume: VolumeJson::new(&volume, latest.as_ref(), &growth, used),

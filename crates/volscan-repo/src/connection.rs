@@ -14,11 +14,11 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 /// SQLite migrations, embedded at compile time.
 pub(crate) const SQLITE_MIGRATIONS: EmbeddedMigrations =
     embed_migrations!("../../migrations/sqlite");
-/// PostgreSQL migrations, under the same names as the SQLite ones.
 /// The advisory-lock key PostgreSQL migrations run under (any fixed number
 /// no other lock of volscan's uses; host leases hash their ids).
 const MIGRATION_LOCK: i64 = 0x0076_6f6c_7363_616e;
 
+/// PostgreSQL migrations, under the same names as the SQLite ones.
 pub(crate) const POSTGRES_MIGRATIONS: EmbeddedMigrations =
     embed_migrations!("../../migrations/postgres");
 

@@ -68,6 +68,12 @@ impl SchedulerHandle {
     pub fn host_id(&self) -> &HostId {
         self.core.ports.repo.local_host()
     }
+
+    /// How often this host writes its heartbeat; the fleet shares it, so it
+    /// also sets the limits by which this node judges other hosts' liveness.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.core.ports.options.heartbeat_interval
+    }
 }
 
 /// How long one wait on the work signal lasts before the stop is checked.
