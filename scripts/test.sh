@@ -70,7 +70,7 @@ trap stop_pg EXIT
 log "starting a throwaway PostgreSQL cluster on 127.0.0.1:$PG_PORT"
 su postgres -s /bin/sh -c "'$PG_BIN/initdb' -D '$PG_DIR/data' -A trust -U postgres" >/dev/null
 su postgres -s /bin/sh -c "'$PG_BIN/pg_ctl' -D '$PG_DIR/data' -l '$PG_DIR/log' -w \
-  -o \"-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200\" start" >/dev/null
+  -o \"-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -c shared_preload_libraries=pg_stat_statements\" start" >/dev/null
 export VOLSCAN_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 
 # --- diskus, for the diskus engine's tests --------------------------------------

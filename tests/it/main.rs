@@ -15,6 +15,7 @@ mod crash;
 mod dashboard;
 mod e2e;
 mod engines;
+mod fleet;
 mod fuzz;
 mod guarantees;
 mod health;

@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 mod bench;
 mod bench_cycle;
 mod bench_dashboard;
+mod bench_fleet;
 mod bench_http;
 mod image;
 mod rootfs;
@@ -29,6 +30,8 @@ commands:
   bench-http [--database-url URL] load on the HTTP API with wrk (1,000 volumes, 1M stats rows)
   bench-dashboard                 the overview's render time and weight (1,000 volumes, 30 days)
   bench-cycle [--runs N] [--cold] one host cycle (200 volumes) through the scheduler, per method
+  bench-fleet --database-url URL  200 simulated hosts on one PostgreSQL: idle statements/s,
+                                  GET /volumes?host=* latency, trigger-to-start time
   migrate [--database-url URL]    apply the embedded migrations (default: DATABASE_URL
                                   from the environment or VOLSCAN_CONFIG, else sqlite://volscan.db)
   image [--tag NAME:TAG]          build the container image (default volscan:<version>) from
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Some("bench-http") => bench_http::bench_http(&args[1..]),
         Some("bench-dashboard") => bench_dashboard::bench_dashboard(),
         Some("bench-cycle") => bench_cycle::bench_cycle(&args[1..]),
+        Some("bench-fleet") => bench_fleet::bench_fleet(&args[1..]),
         Some("bench-scheduler") => {
             let mut example = cargo();
             example.args([

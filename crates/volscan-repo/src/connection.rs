@@ -91,26 +91,58 @@ impl Backend {
     }
 }
 
-/// r2d2's view of how to open and check connections.
+/// A pooled connection and whether a call found it lost (the server closed
+/// it, or restarted): a lost one is dropped when it goes back to the pool
+/// instead of being handed out again.
+pub(crate) struct Pooled {
+    conn: AnyConnection,
+    lost: bool,
+}
+
+impl Pooled {
+    /// Marks the connection as lost, so the pool drops it.
+    pub(crate) fn mark_lost(&mut self) {
+        self.lost = true;
+    }
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+}
+
+/// r2d2's view of how to open and check connections. The pool does not
+/// test a connection when handing it out (a `SELECT 1` per call was most of
+/// what an idle host sent the database); the caller marks one it found lost
+/// and tries another (`retry::with_conn`).
 #[derive(Debug)]
 pub(crate) struct Manager {
     pub(crate) backend: Backend,
 }
 
 impl r2d2::ManageConnection for Manager {
-    type Connection = AnyConnection;
+    type Connection = Pooled;
     type Error = ConnectionError;
 
-    fn connect(&self) -> Result<AnyConnection, ConnectionError> {
-        self.backend.establish()
+    fn connect(&self) -> Result<Pooled, ConnectionError> {
+        Ok(Pooled { conn: self.backend.establish()?, lost: false })
     }
 
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), ConnectionError> {
+    fn is_valid(&self, conn: &mut Pooled) -> Result<(), ConnectionError> {
         conn.batch_execute("SELECT 1").map_err(ConnectionError::CouldntSetupConfiguration)
     }
 
-    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
-        false
+    fn has_broken(&self, conn: &mut Pooled) -> bool {
+        conn.lost
     }
 }
 

@@ -39,9 +39,15 @@ impl Pool {
         let pool = r2d2::Pool::builder()
             .max_size(max_connections.max(1))
             .min_idle(Some(1))
+            .test_on_check_out(false)
             .connection_timeout(POOL_TIMEOUT)
             .build(Manager { backend })?;
         Ok(Self { pool, down: Arc::new(AtomicBool::new(false)) })
+    }
+
+    /// The most connections the pool opens.
+    pub(crate) fn max_size(&self) -> u32 {
+        self.pool.max_size()
     }
 
     /// A pooled connection; waits `POOL_TIMEOUT` for one, or only

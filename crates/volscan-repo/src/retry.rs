@@ -50,10 +50,27 @@ fn is_busy(err: &DieselError) -> bool {
     }
 }
 
+/// Whether the connection itself was lost: the server closed it (a restart,
+/// an administrator's terminate) or it could not be written to.
+fn is_lost(err: &DieselError) -> bool {
+    matches!(
+        err,
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _
+        )
+    )
+}
+
 impl TxError {
     /// Whether trying again later may succeed: SQLite's lock was held.
     pub(crate) fn is_busy(&self) -> bool {
         matches!(self, TxError::Diesel(err) if is_busy(err))
+    }
+
+    /// Whether the connection was lost (another one may work).
+    pub(crate) fn is_lost(&self) -> bool {
+        matches!(self, TxError::Diesel(err) if is_lost(err))
     }
 
     /// The error callers see.
@@ -63,9 +80,7 @@ impl TxError {
             // A closed connection, or a lock held past every retry: the
             // database is not usable now, which callers (and the API's 503)
             // treat as unavailable.
-            TxError::Diesel(
-                err @ DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _),
-            ) => RepoError::Unavailable(err.into()),
+            TxError::Diesel(err) if is_lost(&err) => RepoError::Unavailable(err.into()),
             TxError::Diesel(err) if is_busy(&err) => RepoError::Unavailable(err.into()),
             TxError::Diesel(err) => RepoError::Query(err.into()),
         }
@@ -81,22 +96,37 @@ pub(crate) fn is_unique_violation(err: &TxError) -> bool {
 }
 
 /// Runs `f` on a pooled connection, retrying when SQLite reports a lock
-/// that outlasted its busy timeout.
+/// that outlasted its busy timeout, and on another connection when this one
+/// was lost.
+///
+/// The pool hands connections out untested, so after a PostgreSQL restart
+/// each idle one fails once: it is marked lost (the pool drops it) and the
+/// call runs again on the next, at most once per connection the pool may
+/// hold and once more on a new one. A lost connection's transaction did not
+/// commit, except when the connection dropped between the commit and its
+/// answer; every write here then runs again harmlessly (upserts, claims of
+/// a run no longer queued, a heartbeat) or is refused by a unique index.
 pub(crate) fn with_conn<T>(
     pool: &Pool,
     mut f: impl FnMut(&mut AnyConnection) -> Result<T, TxError>,
 ) -> Result<T, RepoError> {
-    let mut conn = pool.get()?;
-    let mut attempt = 1;
+    let mut fresh_tries = pool.max_size() + 1;
     loop {
-        match f(&mut conn) {
-            Ok(value) => return Ok(value),
-            Err(err) if err.is_busy() && attempt < BUSY_ATTEMPTS => {
-                thread::sleep(Duration::from_millis(50 * u64::from(attempt)));
-                attempt += 1;
+        let mut conn = pool.get()?;
+        let mut attempt = 1;
+        loop {
+            match f(&mut conn) {
+                Ok(value) => return Ok(value),
+                Err(err) if err.is_busy() && attempt < BUSY_ATTEMPTS => {
+                    thread::sleep(Duration::from_millis(50 * u64::from(attempt)));
+                    attempt += 1;
+                }
+                Err(err) if err.is_lost() && fresh_tries > 0 => break,
+                Err(err) => return Err(err.into_repo()),
             }
-            Err(err) => return Err(err.into_repo()),
         }
+        conn.mark_lost();
+        fresh_tries -= 1;
     }
 }
 

@@ -143,7 +143,7 @@ fn count_stat_rows(repo: &DieselRepository, scan_id: ScanId) -> i64 {
     volume_stats::table
         .filter(volume_stats::scan_id.eq(scan_id.to_string()))
         .count()
-        .get_result(&mut *conn)
+        .get_result(&mut **conn)
         .unwrap()
 }
 

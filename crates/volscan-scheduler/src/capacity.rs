@@ -30,6 +30,8 @@ struct Filesystem {
     /// A directory on it (a scanned volume's root), to sample it again;
     /// unknown for a filesystem loaded from history until a scan on it.
     root: Option<PathBuf>,
+    /// When the sampler last sent one of its samples to be stored.
+    stored_at: Option<Timestamp>,
 }
 
 /// Filesystems and unused volumes.
@@ -43,7 +45,8 @@ pub(crate) struct CapacitySeries {
 
 impl CapacitySeries {
     /// Records a filesystem's latest sample, taken of `root`, and its fill
-    /// date, if any.
+    /// date, if any. The sample was stored (by a scan, the sampler, or read
+    /// from history), so the sampler's next store is due a spacing later.
     pub fn set_filesystem(
         &self,
         sample: &FilesystemSample,
@@ -51,15 +54,34 @@ impl CapacitySeries {
         root: Option<&Path>,
     ) {
         let mut filesystems = lock(&self.filesystems);
-        let known_root = filesystems.get(&sample.id).and_then(|f| f.root.clone());
+        let known = filesystems.get(&sample.id);
+        let known_root = known.and_then(|f| f.root.clone());
+        let stored_at = known.and_then(|f| f.stored_at).max(Some(sample.ts));
         let figures = Filesystem {
             mount_point: sample.mount_point.clone(),
             total_bytes: sample.total_bytes,
             avail_bytes: sample.avail_bytes,
             full_at,
             root: root.map(Path::to_path_buf).or(known_root),
+            stored_at,
         };
         filesystems.insert(sample.id.clone(), figures);
+    }
+
+    /// Takes a sample between scans: its figures replace the known ones (the
+    /// fill date stays until the next stored sample). Returns whether it is
+    /// due for storing, `spacing` or more after the last one the sampler
+    /// stored, and then counts it as stored; a filesystem not known is due.
+    pub fn sampled(&self, sample: &FilesystemSample, spacing: std::time::Duration) -> bool {
+        let mut filesystems = lock(&self.filesystems);
+        let Some(known) = filesystems.get_mut(&sample.id) else { return true };
+        known.total_bytes = sample.total_bytes;
+        known.avail_bytes = sample.avail_bytes;
+        let due = known.stored_at.is_none_or(|at| sample.ts - at >= spacing);
+        if due {
+            known.stored_at = Some(sample.ts);
+        }
+        due
     }
 
     /// Every filesystem with a known directory on it, and that directory.

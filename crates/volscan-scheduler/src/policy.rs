@@ -148,6 +148,10 @@ pub const CANCEL_WAIT: Duration = Duration::from_secs(1);
 /// scans, so their free space is current (alert rules predict from it).
 pub const FILESYSTEM_SAMPLE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How often one of those samples is stored (and the forecast read again);
+/// the repository keeps one sample per five minutes too.
+pub const FILESYSTEM_STORE_SPACING: Duration = Duration::from_secs(5 * 60);
+
 /// How long a forced stop waits for claims in flight to register their runs.
 pub const CLAIM_SETTLE: Duration = Duration::from_secs(2);
 

@@ -15,6 +15,7 @@
 //! | `/` | `overview.rs` (its volume table in `table.rs`) |
 //! | `/volumes/{name}` | `volume.rs` |
 //! | `/scans`, `/live/scans` | `scans.rs` |
+//! | `/hosts` | `hosts.rs` |
 //! | `/login`, `/logout`, `/actions/…` | `actions.rs` (sessions in `session.rs`) |
 //! | `/assets/…` | `assets.rs` |
 
@@ -22,6 +23,7 @@ mod actions;
 mod assets;
 mod chart;
 mod format;
+mod hosts;
 mod overview;
 mod scans;
 mod session;
@@ -79,6 +81,7 @@ fn see_other(path: &str) -> HttpResponse {
 enum Nav {
     Overview,
     Scans,
+    Hosts,
     Other,
 }
 
@@ -103,6 +106,7 @@ fn layout(title: &str, nav: Nav, viewer: &Viewer, here: &str, body: Markup) -> M
                     nav aria-label="Pages" {
                         a href="/" aria-current=[current(Nav::Overview)] { "Overview" }
                         a href="/scans" aria-current=[current(Nav::Scans)] { "Scans" }
+                        a href="/hosts" aria-current=[current(Nav::Hosts)] { "Hosts" }
                         a href="/api/v1/openapi.json" { "API" }
                     }
                     div.session {
@@ -229,6 +233,7 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/").route(read().to(overview::overview)))
         .service(web::resource("/volumes/{name}").route(read().to(volume::volume)))
         .service(web::resource("/scans").route(read().to(scans::scans)))
+        .service(web::resource("/hosts").route(read().to(hosts::hosts)))
         .service(web::resource("/live/scans").route(read().to(scans::live)))
         .service(
             web::resource("/login")

@@ -48,10 +48,15 @@ pub(super) fn sample_filesystems(ports: &Ports, ledger: &Ledger) -> Result<(), R
     let Some(probe) = &ports.probe else { return Ok(()) };
     for (id, root) in ledger.capacity().roots() {
         match probe.probe(&root, ports.clock.now()) {
-            // The directory may have moved to another filesystem since.
+            // The directory may have moved to another filesystem since. The
+            // figures are current every interval; the database is written
+            // (and the forecast read again) once per spacing, so an idle
+            // host costs it little.
             Ok(sample) if sample.id == id => {
-                ports.repo.record_filesystem(&sample)?;
-                publish_filesystem(ports, ledger, &sample, Some(&root))?;
+                if ledger.capacity().sampled(&sample, crate::policy::FILESYSTEM_STORE_SPACING) {
+                    ports.repo.record_filesystem(&sample)?;
+                    publish_filesystem(ports, ledger, &sample, Some(&root))?;
+                }
             }
             Ok(_) => {}
             Err(err) => {
