@@ -12,8 +12,10 @@
 //!
 //! - statements per second the whole idle fleet sends, from
 //!   `pg_stat_statements` over `--seconds` (default 60) after a settling pause;
-//! - the latency of `GET /api/v1/volumes?host=*` (10,000 volumes), median and
-//!   p99 of `--requests` (default 200) sequential requests;
+//! - the latency of `GET /api/v1/volumes?host=*` (10,000 volumes), median,
+//!   p99 and max of `--requests` (default 200) sequential requests 50 ms
+//!   apart (the answer is rendered again every 5 s, so renders count), and
+//!   the time of one render (the first request);
 //! - from a trigger through the hub for a volume of a simulated host until
 //!   that host's worker started it (`started_at - queued_at` of the run), for
 //!   20 triggers on 20 hosts.
@@ -199,9 +201,12 @@ pub fn bench_fleet(args: &[String]) -> anyhow::Result<()> {
     }
     let listed =
         serde_json::from_slice::<serde_json::Value>(&first.body)?.as_array().map_or(0, Vec::len);
+    let rendered = first.took.as_secs_f64() * 1000.0;
+    // Spread over more than the cache's 5 s, so re-renders count too.
     let mut took = Vec::with_capacity(requests);
     for _ in 0..requests {
         took.push(get(PORT, path, false)?.took.as_secs_f64() * 1000.0);
+        std::thread::sleep(Duration::from_millis(50));
     }
     took.sort_by(f64::total_cmp);
 
@@ -241,10 +246,12 @@ pub fn bench_fleet(args: &[String]) -> anyhow::Result<()> {
         counting.elapsed().as_secs_f64()
     );
     println!(
-        "| GET /volumes?host=* ({listed} volumes), {requests} requests | median {:.1} ms, p99 {:.1} ms | p99 < 100 ms |",
+        "| GET /volumes?host=* ({listed} volumes), {requests} requests 50 ms apart | median {:.1} ms, p99 {:.1} ms, max {:.1} ms | p99 < 100 ms |",
         percentile(&took, 0.5),
-        percentile(&took, 0.99)
+        percentile(&took, 0.99),
+        took.last().copied().unwrap_or(0.0)
     );
+    println!("| the same, rendered (first request; again once per 5 s) | {rendered:.1} ms | |");
     println!(
         "| trigger on the hub until its host started it, {} hosts | median {:.0} ms, max {:.0} ms | < 1 s |",
         waits.len(),

@@ -21,7 +21,7 @@ pub(crate) struct HostQuery {
 }
 
 /// Which hosts a request names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Named {
     /// This server's host (no `host`, or its own id).
     Local,
