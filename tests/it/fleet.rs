@@ -223,6 +223,29 @@ fn three_hosts_on_one_postgres_each_scan_their_own_and_a_dead_one_resumes() {
     let detail = beta.get("/api/v1/volumes/shared?host=gamma");
     assert_eq!(detail["latest"]["size_bytes"].as_u64(), Some(gamma.du("shared")), "{detail}");
 
+    // The dashboard: a host selector, and another host's volumes from its
+    // stored data, with links that keep to that host.
+    let page = |node: &Node, path: &str| -> (u16, String) {
+        let (status, _, body) = node.server().call("GET", path);
+        (status, body.as_str().unwrap_or_default().to_owned())
+    };
+    let (status, overview) = page(alpha, "/");
+    assert_eq!(status, 200, "{overview}");
+    for id in ["alpha", "beta", "gamma"] {
+        assert!(overview.contains(&format!("<option value=\"{id}\"")), "{overview}");
+    }
+    assert!(overview.contains("data-volume=\"only-alpha\"") && !overview.contains("only-gamma"));
+    let (status, other) = page(alpha, "/?host=gamma");
+    assert_eq!(status, 200, "{other}");
+    assert!(other.contains("Docker volumes on gamma"), "{other}");
+    assert!(other.contains("href=\"/volumes/only-gamma?host=gamma\""), "{other}");
+    assert!(!other.contains("only-alpha"), "{other}");
+    let (status, volume) = page(alpha, "/volumes/shared?host=gamma");
+    assert_eq!(status, 200, "{volume}");
+    assert!(volume.contains(" on gamma"), "{volume}");
+    assert_eq!(page(alpha, "/?host=nowhere").0, 404);
+    assert_eq!(page(alpha, "/volumes/only-alpha?host=gamma").0, 404);
+
     // The per-volume metrics of a server are its own host's.
     let (_, _, metrics) = alpha.server().call("GET", "/metrics");
     let metrics = metrics.as_str().unwrap_or_default().to_owned();

@@ -32,6 +32,11 @@ pub(crate) enum Named {
 }
 
 impl HostQuery {
+    /// The parameter as given (the dashboard's queries carry it).
+    pub(crate) fn of(host: Option<String>) -> Self {
+        HostQuery { host }
+    }
+
     /// The hosts named; `*` only where `every` allows it.
     pub(crate) fn named(&self, state: &AppState, every: bool) -> Result<Named, ApiError> {
         match self.host.as_deref() {

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::session::{self, Viewer};
 use super::{Nav, encode, error_page, layout, page, see_other};
 use crate::guard::{constant_time_eq, rate_limit};
+use crate::hosts::{HostQuery, Named};
 use crate::routes::volume_name;
 use crate::{ApiError, AppState};
 
@@ -87,16 +88,21 @@ pub(crate) async fn scan_all(
     act(&request, &state, &form, action).await
 }
 
-/// `POST /actions/scan/{name}`.
+/// `POST /actions/scan/{name}?host=ID` (another host's volume: queued for that host).
 pub(crate) async fn scan_volume(
     request: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    host: web::Query<HostQuery>,
     form: web::Form<ActionForm>,
 ) -> HttpResponse {
     let action = async {
         let name = volume_name(&path)?;
-        state.scheduler.scan_volume(name).await.map(drop).map_err(ApiError::from)
+        let queued = match host.named(&state, false)? {
+            Named::Other(host) => state.scheduler.scan_volume_on(&host, name).await,
+            _ => state.scheduler.scan_volume(name).await,
+        };
+        queued.map(drop).map_err(ApiError::from)
     };
     act(&request, &state, &form, action).await
 }

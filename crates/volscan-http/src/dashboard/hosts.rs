@@ -102,7 +102,7 @@ fn body(
                     tr data-host=(host.info.id.as_str()) {
                         td.name {
                             @if &host.info.id == local { a href="/" { (host.info.id.as_str()) } " " span.muted { "(this server)" } }
-                            @else { (host.info.id.as_str()) }
+                            @else { a href={ "/?host=" (host.info.id.as_str()) } { (host.info.id.as_str()) } }
                         }
                         td { (badge(host.liveness_under(heartbeat))) }
                         td { (format::when(host.last_seen_at, host.read_at)) }

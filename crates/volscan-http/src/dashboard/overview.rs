@@ -2,6 +2,11 @@
 //! reclaimable, filesystems with their fill forecast, the scheduler, recent
 //! failures) above the table of every volume, sortable and filterable by
 //! links and a plain form, so it all works without JavaScript.
+//!
+//! `/?host=ID` shows another host of a shared database (SPEC §10) from its
+//! stored data, read afresh; a selector lists the hosts when there are
+//! several. That host's scheduler is its own server's, so its panel is not
+//! shown here.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,13 +17,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 use volscan_domain::{
-    Growth, RunFilter, ScanRun, ScanStatus, Timestamp, Volume, VolumeName, VolumeStat,
+    Growth, Host, HostId, HostScope, RunFilter, ScanRun, ScanStatus, Timestamp, Volume, VolumeName,
+    VolumeStat,
 };
 use volscan_scheduler::SchedulerStatus;
 
 use super::table::{self, Column, Row};
 use super::{Nav, encode, error_page, format, here, layout, page, reader};
 use crate::cache::Version;
+use crate::hosts::{HostQuery, Named};
 use crate::insights::{self, Filesystem, Inputs};
 use crate::routes::block;
 use crate::{ApiError, AppState, growth};
@@ -32,6 +39,8 @@ pub(crate) struct OverviewQuery {
     pub q: Option<String>,
     /// `all`, `unused` or `in_use`.
     pub show: Option<String>,
+    /// A host id (SPEC §10); absent: this server's host.
+    pub host: Option<String>,
 }
 
 /// Everything the page shows, read in one blocking call.
@@ -82,6 +91,31 @@ pub(crate) async fn overview(
 
 /// The page body for `query`, as of now.
 pub(crate) async fn render(state: &AppState, query: &OverviewQuery) -> Result<Markup, ApiError> {
+    let named = HostQuery::of(query.host.clone()).named(state, false)?;
+    let every = state.repo.scoped(HostScope::All);
+    let hosts = block(move || every.hosts()).await?;
+    let now = super::now();
+    if let Named::Other(id) = &named {
+        if !hosts.iter().any(|host| &host.info.id == id) {
+            return Err(ApiError::HostNotFound(id.to_string()));
+        }
+        let repo = state.repo.scoped(HostScope::One(id.clone()));
+        let growth = growth::all_of(Arc::clone(&repo)).await?;
+        let data = block(move || read(&*repo)).await?;
+        let shown = Shown { host: Some(id), hosts: &hosts, local: state.repo.local_host() };
+        let sparks = growth::SparkMap::new();
+        return Ok(body(
+            &data.inputs,
+            &data.active,
+            &growth,
+            &sparks,
+            None,
+            query,
+            None,
+            shown,
+            now,
+        ));
+    }
     let (growth, sparks) = growth::with_sparks(state).await?;
     // The data is kept like the API's answers (same version, at most
     // `cache::TTL` old); the page, with its relative times, is drawn anew.
@@ -98,7 +132,41 @@ pub(crate) async fn render(state: &AppState, query: &OverviewQuery) -> Result<Ma
     let Read { inputs, active } = &*data;
     let status = state.scheduler.status();
     let docker = if inputs.present.is_empty() { source_volumes(state).await } else { Some(0) };
-    Ok(body(inputs, active, &growth, &sparks, &status, query, docker, super::now()))
+    let shown = Shown { host: None, hosts: &hosts, local: state.repo.local_host() };
+    Ok(body(inputs, active, &growth, &sparks, Some(&status), query, docker, shown, now))
+}
+
+/// Which host the page shows, and the hosts to choose from.
+#[derive(Clone, Copy)]
+struct Shown<'a> {
+    /// Another host; `None` for this server's own.
+    host: Option<&'a HostId>,
+    /// Every host sharing the database.
+    hosts: &'a [Host],
+    /// This server's host.
+    local: &'a HostId,
+}
+
+/// The host selector: a plain form, shown when the database has several hosts.
+fn selector(shown: Shown<'_>) -> Markup {
+    let current = shown.host.unwrap_or(shown.local);
+    html! {
+        @if shown.hosts.len() > 1 {
+            form.filters #host-selector method="get" action="/" {
+                label { "Host "
+                    select name="host" {
+                        @for host in shown.hosts {
+                            option value=(host.info.id.as_str()) selected[&host.info.id == current] {
+                                (host.info.id.as_str()) @if &host.info.id == shown.local { " (this server)" }
+                            }
+                        }
+                    }
+                }
+                " " button type="submit" { "Show" }
+                " " a href="/hosts" { "All hosts" }
+            }
+        }
+    }
 }
 
 /// Lays the page out.
@@ -108,9 +176,10 @@ fn body(
     active: &[ScanRun],
     growth: &growth::GrowthMap,
     sparks: &growth::SparkMap,
-    status: &SchedulerStatus,
+    status: Option<&SchedulerStatus>,
     query: &OverviewQuery,
     docker: Option<usize>,
+    shown: Shown<'_>,
     now: Timestamp,
 ) -> Markup {
     let latest: HashMap<&VolumeName, &VolumeStat> =
@@ -142,9 +211,60 @@ fn body(
         .collect();
     rows.sort_by(|a, b| a.compare(b, column, descending));
     let measured = inputs.present.iter().filter(|v| latest.contains_key(&v.name)).count();
+    let host_link = shown.host.map(|host| format!("?host={host}")).unwrap_or_default();
     html! {
-        h1 { "Docker volumes" }
+        h1 { "Docker volumes" @if let Some(host) = shown.host { " on " (host.as_str()) } }
+        (selector(shown))
         (cards(inputs, &latest, measured, now))
+        @match (status, shown.host) {
+            (Some(status), _) => (first_looks(inputs, measured, status, docker, now)),
+            (None, Some(host)) => {
+                @if inputs.present.is_empty() {
+                    div.empty #empty-state { p { strong { "No volume of " (host.as_str()) " is stored." } " Its own volscan-server records them at its first look at its Docker." } }
+                } @else if measured == 0 {
+                    div.empty { p { strong { "No volume of " (host.as_str()) " has been measured yet." } } }
+                }
+            }
+            (None, None) => {}
+        }
+        div.two {
+            section aria-labelledby="fs-title" {
+                h2 #fs-title { "Filesystems" }
+                (filesystems(&inputs.filesystems, now))
+            }
+            section aria-labelledby="sched-title" {
+                h2 #sched-title { "Scheduler" }
+                @match status {
+                    Some(status) => (scheduler(status, now)),
+                    None => p.muted { "This host is scheduled by its own volscan-server; see "
+                        a href="/hosts" { "Hosts" } " for whether it is online." },
+                }
+            }
+        }
+        @if !failing.is_empty() {
+            section aria-labelledby="fail-title" {
+                h2 #fail-title { "Failing volumes" }
+                (failures(&failing, &host_link, now))
+            }
+        }
+        section aria-labelledby="vol-title" {
+            h2 #vol-title { "Volumes" }
+            (table::filters(query, show))
+            (table::table(&rows, column, descending, query, now))
+        }
+    }
+}
+
+/// The first look of this server's own host: nothing known yet, or nothing
+/// measured yet, with what the scheduler is doing about it.
+fn first_looks(
+    inputs: &Inputs,
+    measured: usize,
+    status: &SchedulerStatus,
+    docker: Option<usize>,
+    now: Timestamp,
+) -> Markup {
+    html! {
         @if inputs.present.is_empty() {
             (empty_state(docker, status, now))
         } @else if measured == 0 {
@@ -162,27 +282,6 @@ fn body(
                         "“Scan all” measures every volume now." }
                 }
             }
-        }
-        div.two {
-            section aria-labelledby="fs-title" {
-                h2 #fs-title { "Filesystems" }
-                (filesystems(&inputs.filesystems, now))
-            }
-            section aria-labelledby="sched-title" {
-                h2 #sched-title { "Scheduler" }
-                (scheduler(status, now))
-            }
-        }
-        @if !failing.is_empty() {
-            section aria-labelledby="fail-title" {
-                h2 #fail-title { "Failing volumes" }
-                (failures(&failing, now))
-            }
-        }
-        section aria-labelledby="vol-title" {
-            h2 #vol-title { "Volumes" }
-            (table::filters(query, show))
-            (table::table(&rows, column, descending, query, now))
         }
     }
 }
@@ -301,14 +400,14 @@ fn scheduler(status: &SchedulerStatus, now: Timestamp) -> Markup {
     }
 }
 
-fn failures(failing: &[&ScanRun], now: Timestamp) -> Markup {
+fn failures(failing: &[&ScanRun], host_link: &str, now: Timestamp) -> Markup {
     html! {
         div.scroll { table {
             thead { tr { th scope="col" { "Volume" } th scope="col" { "Error" } th scope="col" { "When" } } }
             tbody {
                 @for run in failing.iter().take(10) {
                     tr {
-                        td.name { a href={ "/volumes/" (encode(run.volume.as_str())) } { (run.volume.as_str()) } }
+                        td.name { a href={ "/volumes/" (encode(run.volume.as_str())) (host_link) } { (run.volume.as_str()) } }
                         td { (run.error_message.as_deref().unwrap_or("no message")) }
                         td { (format::when_or(run.completed_at, now, "unknown")) }
                     }

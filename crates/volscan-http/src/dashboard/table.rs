@@ -96,6 +96,7 @@ pub(crate) fn filters(query: &OverviewQuery, show: &str) -> Markup {
                 }
             }
             @if let Some(sort) = &query.sort { input type="hidden" name="sort" value=(sort); }
+            @if let Some(host) = &query.host { input type="hidden" name="host" value=(host); }
             button.secondary type="submit" { "Apply" }
         }
     }
@@ -118,6 +119,9 @@ fn header(
     }
     if let Some(show) = query.show.as_deref() {
         href.push_str(&format!("&show={}", encode(show)));
+    }
+    if let Some(host) = query.host.as_deref() {
+        href.push_str(&format!("&host={}", encode(host)));
     }
     let sort = (column == col).then_some(if descending { "descending" } else { "ascending" });
     html! {
@@ -150,6 +154,8 @@ pub(crate) fn table(
     now: Timestamp,
 ) -> Markup {
     let current = (column, descending);
+    let host_link =
+        query.host.as_deref().map(|h| format!("?host={}", encode(h))).unwrap_or_default();
     html! {
         @if rows.is_empty() {
             p.muted { "No volume matches." }
@@ -168,19 +174,20 @@ pub(crate) fn table(
                     th scope="col" class="wide-only" { "Method" }
                 } }
                 tbody {
-                    @for row in rows { (table_row(row, now)) }
+                    @for row in rows { (table_row(row, &host_link, now)) }
                 }
             } }
         }
     }
 }
 
-fn table_row(row: &Row<'_>, now: Timestamp) -> Markup {
+/// One volume's row; its link carries `host_link` (`?host=ID` or nothing).
+fn table_row(row: &Row<'_>, host_link: &str, now: Timestamp) -> Markup {
     let name = row.volume.name.as_str();
     html! {
         tr data-volume=(name) {
             td.name {
-                a href={ "/volumes/" (encode(name)) } { (name) }
+                a href={ "/volumes/" (encode(name)) (host_link) } { (name) }
                 @if row.failed { " " span.badge.failed title="the last scan failed; the size shown is the last measured one" { "failed" } }
                 @if let Some(run) = row.active { " " span class={ "badge " (run.status.as_str()) } { (run.status.as_str()) } }
             }

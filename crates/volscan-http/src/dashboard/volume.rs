@@ -1,7 +1,9 @@
 //! `/volumes/{name}`: one volume. Its chart of size and apparent size over
 //! 24 h, 7 d, 30 d or everything stored; its growth figures; the directory
 //! breakdown with changes; the containers that use it; its runs, with
-//! "Scan now" and a cancel for an active run.
+//! "Scan now" and a cancel for an active run. `?host=ID` shows another
+//! host's volume of a shared database (SPEC §10); its scan is queued for
+//! that host's own workers.
 
 use std::sync::Arc;
 
@@ -10,7 +12,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 use volscan_domain::{
-    DirUsage, Growth, RunFilter, ScanRun, ScanStatus, Timestamp, Volume, VolumeStat, VolumeUsers,
+    DirUsage, Growth, HostId, HostScope, RunFilter, ScanRun, ScanStatus, Timestamp, Volume,
+    VolumeStat, VolumeUsers,
 };
 
 use super::chart::{self, ChartPoint};
@@ -20,6 +23,7 @@ use super::{
     status_badge,
 };
 use crate::dirs::{self, Read as DirsRead};
+use crate::hosts::{HostQuery, Named};
 use crate::routes::{block, volume_name};
 use crate::{ApiError, AppState, growth};
 
@@ -28,6 +32,7 @@ use crate::{ApiError, AppState, growth};
 pub(crate) struct VolumeQuery {
     range: Option<String>,
     compare: Option<String>,
+    host: Option<String>,
 }
 
 /// The chart's ranges: query value, label, and how far back (`None`: all).
@@ -88,9 +93,18 @@ async fn render(
     let window = dirs::compare_window(compare_key)?;
     let now = super::now();
     let since = range.2.map(|days| now - time::Duration::days(days));
-    let repo = Arc::clone(&state.repo);
+    let other = match HostQuery::of(query.host.clone()).named(state, false)? {
+        Named::Other(id) => Some(id),
+        _ => None,
+    };
+    let repo = match &other {
+        Some(id) => state.repo.scoped(HostScope::One(id.clone())),
+        None => Arc::clone(&state.repo),
+    };
+    let reader = Arc::clone(&repo);
     let lookup = name.clone();
     let read = block(move || {
+        let repo = reader;
         let Some(volume) = repo.volume(&lookup)? else { return Ok(None) };
         let filter =
             RunFilter { volume: Some(lookup.clone()), limit: Some(RUNS), ..RunFilter::default() };
@@ -108,11 +122,32 @@ async fn render(
     })
     .await?
     .ok_or_else(|| ApiError::VolumeNotFound(name.to_string()))?;
-    let growth = growth::of(state, &name).await?;
-    let users = crate::volumes::users(state).await;
+    // Docker answers for this host only: another host's containers are its
+    // own server's to know.
+    let (growth, users) = match &other {
+        None => (growth::of(state, &name).await?, crate::volumes::users(state).await),
+        Some(_) => (growth::of_in(repo, &name).await?, None),
+    };
     let used = users.as_ref().and_then(|users| users.iter().find(|u| u.volume == name));
-    let body = body(&read, &growth, used, users.is_some(), range, compare_key, viewer, here, now);
+    let seen = Seen { host: other.as_ref(), docker_answered: users.is_some() };
+    let body = body(&read, &growth, used, seen, range, compare_key, viewer, here, now);
     Ok((name.to_string(), body))
+}
+
+/// Whose volume the page shows and whether its Docker answered.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    /// Another host; `None` for this server's own.
+    host: Option<&'a HostId>,
+    /// Whether this host's Docker listed the containers.
+    docker_answered: bool,
+}
+
+impl Seen<'_> {
+    /// `&host=ID` for a link of this page, or nothing.
+    fn link(&self) -> String {
+        self.host.map(|host| format!("&host={host}")).unwrap_or_default()
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -120,7 +155,7 @@ fn body(
     read: &Read,
     growth: &Growth,
     used: Option<&VolumeUsers>,
-    docker_answered: bool,
+    seen: Seen<'_>,
     range: &(&str, &str, Option<i64>),
     compare_key: &str,
     viewer: &Viewer,
@@ -141,7 +176,7 @@ fn body(
     let points = chart::thin(&points, |p| p.ts, chart::MAX_POINTS);
     let active = read.runs.iter().find(|run| !run.status.is_final());
     html! {
-        h1 { "Volume " code #volume-name { (name) } }
+        h1 { "Volume " code #volume-name { (name) } @if let Some(host) = seen.host { " on " (host.as_str()) } }
         @if volume.removed_at.is_some() {
             p.notice.error { "Docker no longer has this volume; its stored history is shown." }
         }
@@ -162,7 +197,8 @@ fn body(
         }
         div.filters {
             @if viewer.may_act() {
-                (action_button(&format!("/actions/scan/{}", encode(name)), "Scan now", "", viewer, here))
+                @let host = seen.host.map(|host| format!("?host={host}")).unwrap_or_default();
+                (action_button(&format!("/actions/scan/{}{host}", encode(name)), "Scan now", "", viewer, here))
             } @else {
                 a href={ "/login?next=" (encode(here)) } { "Log in to scan" }
             }
@@ -179,7 +215,7 @@ fn body(
             h2 #chart-title { "Size over " (range.1) }
             nav.ranges aria-label="Range" {
                 @for (key, label, _) in RANGES {
-                    a href={ "?range=" (key) "&compare=" (compare_key) } aria-current=[(key == range.0).then_some("page")] { (label) }
+                    a href={ "?range=" (key) "&compare=" (compare_key) (seen.link()) } aria-current=[(key == range.0).then_some("page")] { (label) }
                 }
             }
             div.legend { span.key-size { "size on disk" } span.key-apparent { "apparent size" } }
@@ -188,11 +224,11 @@ fn body(
         div.two {
             section aria-labelledby="dirs-title" {
                 h2 #dirs-title { "Largest directories" }
-                (directories(&read.dirs, compare_key, range.0, now))
+                (directories(&read.dirs, compare_key, range.0, &seen.link(), now))
             }
             section aria-labelledby="use-title" {
                 h2 #use-title { "Containers" }
-                (containers(volume, used, docker_answered, now))
+                (containers(volume, used, seen, now))
                 h2 { "Details" }
                 dl.facts {
                     dt { "Driver" } dd { (volume.driver) }
@@ -249,7 +285,13 @@ fn figure_card(
     }
 }
 
-fn directories(read: &DirsRead, compare_key: &str, range_key: &str, now: Timestamp) -> Markup {
+fn directories(
+    read: &DirsRead,
+    compare_key: &str,
+    range_key: &str,
+    host_link: &str,
+    now: Timestamp,
+) -> Markup {
     match read {
         DirsRead::UnknownVolume | DirsRead::NoDirectories => html! {
             p.muted { "No directory breakdown yet: the native and du methods record one with each scan; diskus does not." }
@@ -262,7 +304,7 @@ fn directories(read: &DirsRead, compare_key: &str, range_key: &str, now: Timesta
                     @match compared { Some((ts, _)) => { ", compared with " (format::when(*ts, now)) }, None => ", nothing older to compare with" } "." }
                 nav.ranges aria-label="Compare with" {
                     @for key in ["24h", "7d", "30d"] {
-                        a href={ "?range=" (range_key) "&compare=" (key) } aria-current=[(key == compare_key).then_some("page")] { "Δ " (key) }
+                        a href={ "?range=" (range_key) "&compare=" (key) (host_link) } aria-current=[(key == compare_key).then_some("page")] { "Δ " (key) }
                     }
                 }
                 div.scroll { table #dirs {
@@ -290,11 +332,13 @@ fn directories(read: &DirsRead, compare_key: &str, range_key: &str, now: Timesta
 fn containers(
     volume: &Volume,
     used: Option<&VolumeUsers>,
-    docker_answered: bool,
+    seen: Seen<'_>,
     now: Timestamp,
 ) -> Markup {
     html! {
-        @if !docker_answered {
+        @if let Some(host) = seen.host {
+            p.muted { "Which containers use it now is known to " (host.as_str()) "'s own volscan-server." }
+        } @else if !seen.docker_answered {
             p.muted { "Docker did not answer; the containers using it are not known right now." }
         } @else if let Some(users) = used.filter(|u| !u.containers.is_empty()) {
             ul { @for container in &users.containers { li { code { (container) } } } }
