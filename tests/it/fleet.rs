@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use volscan_testing::docker::PrivateDaemon;
-use volscan_testing::{PgDatabase, TempDir};
+use volscan_testing::{PgCluster, PgDatabase, TempDir};
 
 use crate::support::{ServerProcess, du_bytes, server};
 
@@ -254,19 +254,8 @@ fn three_hosts_on_one_postgres_each_scan_their_own_and_a_dead_one_resumes() {
 
     // A second process with a live node's id is refused, naming the id.
     let vars = alpha.vars(&url);
-    let mut vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let port = format!("127.0.0.1:{}", crate::support::free_port());
-    vars.push(("VOLSCAN_BIND", &port));
-    let mut second = server(&vars).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let exit = wait_until(Duration::from_secs(30), "the second alpha to exit", || {
-        second.try_wait().unwrap()
-    });
-    let output = second.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (exit, said) = refused(&vars);
     assert!(!exit.success(), "{said}");
     assert!(
         said.contains("host id \"alpha\" is already served by a live volscan-server"),
@@ -400,4 +389,89 @@ fn an_idle_host_with_two_workers_sends_at_most_ten_statements_a_minute_to_postgr
     // It was idle, not broken: the heartbeat kept it online.
     let hosts = server.call("GET", "/api/v1/hosts").2;
     assert_eq!(hosts[0]["status"], "online", "{hosts}");
+}
+
+/// Starts `volscan-server` with `vars` and waits (at most 30 s) for it to
+/// exit; its exit status and everything it printed.
+fn refused(vars: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    let port = format!("127.0.0.1:{}", crate::support::free_port());
+    let mut all = vars.to_vec();
+    all.push(("VOLSCAN_BIND", &port));
+    let mut child = server(&all).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let exit = wait_until(Duration::from_secs(30), "the second process to exit", || {
+        child.try_wait().unwrap()
+    });
+    let output = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (exit, said)
+}
+
+#[test]
+fn the_host_lease_is_taken_again_after_postgres_restarts() {
+    let cluster = PgCluster::start();
+    let url = cluster.url();
+    let dir = TempDir::new("it-fleet-lease");
+    let vars = [
+        ("DATABASE_URL", url.as_str()),
+        ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+        ("VOLSCAN_HOST_ID", "solo"),
+        ("VOLSCAN_HEARTBEAT_INTERVAL", HEARTBEAT),
+        ("SCAN_ENABLED", "false"),
+    ];
+    let server_process = ServerProcess::start(&vars, dir.path());
+    // The restart ends the session holding the advisory lock.
+    cluster.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.resume();
+    let restarted = Instant::now();
+    wait_until(Duration::from_secs(30), "the lease taken again", || {
+        server_process.log_text().contains("took it again").then_some(())
+    });
+    eprintln!(
+        "fleet: the lease was taken again {:?} after PostgreSQL came back",
+        restarted.elapsed()
+    );
+    let (exit, said) = refused(&vars);
+    assert!(!exit.success(), "{said}");
+    assert!(said.contains("host id \"solo\" is already served by a live volscan-server"), "{said}");
+    let (status, _, hosts) = server_process.call("GET", "/api/v1/hosts");
+    assert_eq!((status, hosts[0]["status"].as_str()), (200, Some("online")), "{hosts}");
+}
+
+#[test]
+fn a_server_whose_lease_another_process_took_shuts_down() {
+    let database = PgDatabase::create();
+    let url = database.url().to_owned();
+    let dir = TempDir::new("it-fleet-lease-lost");
+    let vars = [
+        ("DATABASE_URL", url.as_str()),
+        ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+        ("VOLSCAN_HOST_ID", "twin"),
+        ("VOLSCAN_HEARTBEAT_INTERVAL", HEARTBEAT),
+        ("SCAN_ENABLED", "false"),
+    ];
+    let mut first = ServerProcess::start(&vars, dir.path());
+    // As a database restart would: every session of the server ends, and in
+    // the same breath another session takes the host's lock (the key the
+    // lease uses), before the server can take it again.
+    let sql = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid(); \
+               SELECT pg_advisory_lock(hashtextextended('volscan host ' || 'twin', 0)); \
+               SELECT pg_sleep(60);";
+    let mut other = std::process::Command::new("psql")
+        .args([url.as_str(), "-Xqc", sql])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let exit = wait_until(Duration::from_secs(30), "the server to stop", || first.exited());
+    let _ = other.kill();
+    let _ = other.wait();
+    let log = first.log_text();
+    assert!(!exit.success(), "{log}");
+    assert!(log.contains("another process took this host id"), "{log}");
+    assert!(log.contains("host id \"twin\" is already served"), "{log}");
 }

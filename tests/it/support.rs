@@ -213,6 +213,11 @@ impl ServerProcess {
         }
     }
 
+    /// Its exit status, once it exited on its own.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     /// kill -9, and reap it.
     pub fn kill9(&mut self) {
         self.signal("KILL");

@@ -14,6 +14,7 @@ use volscan_scheduler::{RetentionOptions, SchedulerBuilder, SchedulerOptions};
 
 mod capabilities;
 mod healthcheck;
+mod lease;
 mod scan_command;
 
 /// Measures how much disk every Docker volume uses, keeps the history in SQLite
@@ -227,8 +228,13 @@ fn serve(config: Config, raised: Raised) -> anyhow::Result<()> {
     let repo = open_database(&config)?.for_host(host_id.clone());
     let applied = repo.migrate().context("failed to migrate the database")?;
     tracing::info!(backend = repo.backend_name(), applied = applied.len(), host = %host_id, "database ready");
-    // Held for the process's life: a second process with this host id is refused.
-    let _lease = repo.lease().context("refusing to start")?;
+    // Held for the process's life: a second process with this host id is
+    // refused. Kept through database restarts by `lease::keep`.
+    let lease = repo.lease().context("refusing to start")?;
+    let lost = {
+        let repo = repo.clone();
+        move || repo.connections_lost()
+    };
     let signal = repo.work_signal();
     let repo: Arc<dyn Repository> = Arc::new(repo);
 
@@ -284,7 +290,9 @@ fn serve(config: Config, raised: Raised) -> anyhow::Result<()> {
             builder = builder.work_signal(signal);
         }
         let scheduler = builder.start().await.context("failed to start the scheduler")?;
-        let parts = Parts { repo, source, host_check, scheduler: scheduler.clone(), exporter };
+        let lease_lost = Box::pin(lease::keep(lease, lost, scheduler.heartbeat_interval()));
+        let parts =
+            Parts { repo, source, host_check, scheduler: scheduler.clone(), exporter, lease_lost };
         let served = serve_until_signal(listener, &config, parts, &mut signals).await;
         // Every way out of serving passes here.
         scheduler.stop().await;
@@ -305,6 +313,8 @@ struct Parts {
     host_check: volscan_http::HostCheck,
     scheduler: volscan_scheduler::SchedulerHandle,
     exporter: metrics_exporter_prometheus::PrometheusHandle,
+    /// Resolves if another live process took this host's id.
+    lease_lost: std::pin::Pin<Box<dyn std::future::Future<Output = volscan_repo::LeaseError>>>,
 }
 
 /// Serves HTTP until SIGINT or SIGTERM (or the server fails), then stops the
@@ -315,7 +325,7 @@ async fn serve_until_signal(
     parts: Parts,
     signals: &mut ShutdownSignals,
 ) -> anyhow::Result<()> {
-    let Parts { repo, source, host_check, scheduler, exporter } = parts;
+    let Parts { repo, source, host_check, scheduler, exporter, mut lease_lost } = parts;
     let auth_token = config.http.auth_token.as_ref().map(|token| token.expose().to_owned());
     let volumes = scheduler.clone();
     let metrics: volscan_http::MetricsRenderer = Arc::new(move || {
@@ -348,17 +358,25 @@ async fn serve_until_signal(
     } else {
         tracing::info!(%bind, "serving the HTTP API (the dashboard is off)");
     }
+    let mut lost = None;
     tokio::select! {
         signal = signals.recv() => tracing::info!(signal, "shutting down"),
         result = &mut server_task => {
             return result.context("HTTP server task failed")?.context("HTTP server failed");
+        }
+        err = &mut lease_lost => {
+            tracing::error!(error = %err, "another process took this host id while the database restarted; shutting down");
+            lost = Some(err);
         }
     }
     // The caller's scheduler shutdown requeues running scans while this drains requests.
     server_handle.stop(true).await;
     let _ = server_task.await;
     tracing::info!("HTTP server stopped");
-    Ok(())
+    match lost {
+        Some(err) => Err(anyhow::Error::new(err).context("lost the host lease")),
+        None => Ok(()),
+    }
 }
 
 /// Installs the process-wide Prometheus recorder; scan durations get histogram buckets.

@@ -51,9 +51,14 @@ pub enum LeaseError {
 
 /// Exactly one live process per host id: held until dropped (or until the
 /// process dies, when PostgreSQL ends its session and frees the lock).
+///
+/// A PostgreSQL restart ends the session too, and frees the lock while the
+/// process lives: [`HostLease::keep`] finds that out and takes it again.
 pub struct HostLease {
     host: HostId,
-    _conn: PgConnection,
+    url: String,
+    /// The session holding the lock; `None` after it was found lost.
+    conn: Option<PgConnection>,
 }
 
 impl std::fmt::Debug for HostLease {
@@ -66,6 +71,22 @@ impl HostLease {
     /// The host id held.
     pub fn host(&self) -> &HostId {
         &self.host
+    }
+
+    /// Checks that the lease is still held (one statement on its session),
+    /// and takes it again on a new session when that one was lost. Returns
+    /// whether it had to be taken again; `Held` when another live process
+    /// took it meanwhile (this one must stop serving the id), `Database`
+    /// when the database cannot be reached (try again later).
+    pub fn keep(&mut self) -> Result<bool, LeaseError> {
+        if let Some(conn) = self.conn.as_mut() {
+            if diesel::sql_query("SELECT 1").execute(conn).is_ok() {
+                return Ok(false);
+            }
+            self.conn = None;
+        }
+        self.conn = Some(take(&self.url, &self.host)?);
+        Ok(true)
     }
 }
 
@@ -83,6 +104,12 @@ struct Holder {
 
 /// Takes `host`'s lease on the PostgreSQL database at `url`.
 pub(crate) fn lease(url: &str, host: &HostId) -> Result<HostLease, LeaseError> {
+    let conn = take(url, host)?;
+    Ok(HostLease { host: host.clone(), url: url.to_owned(), conn: Some(conn) })
+}
+
+/// A new session holding `host`'s advisory lock.
+fn take(url: &str, host: &HostId) -> Result<PgConnection, LeaseError> {
     let database = |source: diesel::result::Error| LeaseError::Database {
         host: host.clone(),
         source: source.into(),
@@ -95,7 +122,7 @@ pub(crate) fn lease(url: &str, host: &HostId) -> Result<HostLease, LeaseError> {
             .get_result(&mut conn)
             .map_err(database)?;
     if locked.locked {
-        return Ok(HostLease { host: host.clone(), _conn: conn });
+        return Ok(conn);
     }
     let holder: Option<Holder> = diesel::sql_query(
         "SELECT 'on machine ' || name || ', volscan ' || volscan_version || ', started ' || \

@@ -125,6 +125,13 @@ impl DieselRepository {
         self.backend.name()
     }
 
+    /// How many pooled connections calls have found lost since the pool
+    /// opened; it moves when the database restarted, the moment to check
+    /// the lease (`HostLease::keep`).
+    pub fn connections_lost(&self) -> u64 {
+        self.pool.lost()
+    }
+
     /// Takes the local host's lease: on PostgreSQL an advisory lock held on a
     /// connection of its own for the lease's life, so a second live process
     /// with the same host id is refused (and a crashed one's lock is freed by

@@ -7,7 +7,7 @@
 //! connection ready and the normal wait comes back.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use volscan_domain::RepoError;
@@ -30,6 +30,9 @@ pub(crate) struct Pool {
     pool: r2d2::Pool<Manager>,
     /// Set when the last wait for a connection failed.
     down: Arc<AtomicBool>,
+    /// How many pooled connections calls found lost (a database restart
+    /// loses them all), for the lease's watcher.
+    lost: Arc<AtomicU64>,
 }
 
 impl Pool {
@@ -42,7 +45,17 @@ impl Pool {
             .test_on_check_out(false)
             .connection_timeout(POOL_TIMEOUT)
             .build(Manager { backend })?;
-        Ok(Self { pool, down: Arc::new(AtomicBool::new(false)) })
+        Ok(Self { pool, down: Arc::new(AtomicBool::new(false)), lost: Arc::new(AtomicU64::new(0)) })
+    }
+
+    /// Counts a connection found lost.
+    pub(crate) fn count_lost(&self) {
+        self.lost.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many connections calls found lost so far.
+    pub(crate) fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
     }
 
     /// The most connections the pool opens.

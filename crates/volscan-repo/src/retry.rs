@@ -126,6 +126,7 @@ pub(crate) fn with_conn<T>(
             }
         }
         conn.mark_lost();
+        pool.count_lost();
         fresh_tries -= 1;
     }
 }
