@@ -250,42 +250,12 @@ impl Admission {
         let (mut volumes, _) = sync.reconcile().await?;
         let (ports, queue) = (Arc::clone(&self.ports), Arc::clone(&self.queue));
         let summary = blocking(move || -> Result<BatchSummary, SchedulerError> {
-            // Stalest first (never measured, then the oldest measurement;
-            // ties by name): when the queue cannot take every volume, the
-            // ones left out are the freshest, and the next batch reaches them.
-            let measured: HashMap<VolumeName, Timestamp> =
-                ports.repo.latest_stats()?.into_iter().map(|stat| (stat.volume, stat.ts)).collect();
-            volumes.sort_by(|a, b| {
-                (measured.get(&a.name), &a.name).cmp(&(measured.get(&b.name), &b.name))
-            });
             let batch_id = BatchId::new();
             let mut summary = BatchSummary { batch_id, count: 0, skipped: 0, deduplicated: 0 };
-            let mut depth = ports.repo.count_runs(&RunFilter::with_status(ScanStatus::Queued))?;
-            for volume in volumes.into_iter().filter(|v| !ports.source.is_skipped(&v.name)) {
-                if depth >= queue.capacity {
-                    // A volume with an active run is not skipped: it will be scanned.
-                    if ports.repo.active_run(&volume.name)?.is_some() {
-                        summary.deduplicated += 1;
-                    } else {
-                        summary.skipped += 1;
-                    }
-                    continue;
-                }
-                let run = NewScanRun {
-                    scan_id: ScanId::new(),
-                    host: ports.repo.local_host().clone(),
-                    volume: volume.name,
-                    batch_id: Some(batch_id),
-                    trigger,
-                    queued_at: now,
-                };
-                if ports.repo.enqueue(run)?.deduplicated {
-                    summary.deduplicated += 1;
-                } else {
-                    summary.count += 1;
-                    depth += 1;
-                }
-            }
+            volumes.retain(|v| !ports.source.is_skipped(&v.name));
+            let local = ports.repo.local_host().clone();
+            let fill = Fill { batch_id, trigger, now, capacity: queue.capacity };
+            let depth = fill.host(&ports, &*ports.repo, &local, volumes, &mut summary)?;
             queue.set_depth(depth);
             Ok(summary)
         })
@@ -407,43 +377,72 @@ impl Admission {
         let now = self.ports.clock.now();
         blocking(move || -> Result<BatchSummary, SchedulerError> {
             let mut summary = BatchSummary { batch_id, count: 0, skipped: 0, deduplicated: 0 };
+            let fill = Fill { batch_id, trigger, now, capacity };
             for host in hosts.into_iter().filter(|h| h != ports.repo.local_host()) {
                 let view = ports.repo.scoped(HostScope::One(host.clone()));
-                let measured: HashMap<VolumeName, Timestamp> =
-                    view.latest_stats()?.into_iter().map(|stat| (stat.volume, stat.ts)).collect();
-                let mut volumes = view.volumes(false)?;
-                volumes.sort_by(|a, b| {
-                    (measured.get(&a.name), &a.name).cmp(&(measured.get(&b.name), &b.name))
-                });
-                let mut depth = view.count_runs(&RunFilter::with_status(ScanStatus::Queued))?;
-                for volume in volumes {
-                    if depth >= capacity {
-                        if view.active_run(&volume.name)?.is_some() {
-                            summary.deduplicated += 1;
-                        } else {
-                            summary.skipped += 1;
-                        }
-                        continue;
-                    }
-                    let run = NewScanRun {
-                        scan_id: ScanId::new(),
-                        host: host.clone(),
-                        volume: volume.name,
-                        batch_id: Some(batch_id),
-                        trigger,
-                        queued_at: now,
-                    };
-                    if ports.repo.enqueue(run)?.deduplicated {
-                        summary.deduplicated += 1;
-                    } else {
-                        summary.count += 1;
-                        depth += 1;
-                    }
-                }
+                let volumes = view.volumes(false)?;
+                fill.host(&ports, &*view, &host, volumes, &mut summary)?;
             }
             Ok(summary)
         })
         .await?
+    }
+}
+
+/// One batch's runs, queued host by host.
+struct Fill {
+    batch_id: BatchId,
+    trigger: Trigger,
+    now: Timestamp,
+    capacity: u64,
+}
+
+impl Fill {
+    /// Queues `volumes` of `host` (read through `view`, that host's data),
+    /// stalest first (never measured, then the oldest measurement; ties by
+    /// name), while the host's queue has room: when it cannot take every
+    /// volume, the ones left out are the freshest, and the next batch
+    /// reaches them. Counts into `summary`; returns the host's new depth.
+    fn host(
+        &self,
+        ports: &Ports,
+        view: &dyn volscan_domain::ReadRepository,
+        host: &HostId,
+        mut volumes: Vec<volscan_domain::Volume>,
+        summary: &mut BatchSummary,
+    ) -> Result<u64, SchedulerError> {
+        let measured: HashMap<VolumeName, Timestamp> =
+            view.latest_stats()?.into_iter().map(|stat| (stat.volume, stat.ts)).collect();
+        volumes.sort_by(|a, b| {
+            (measured.get(&a.name), &a.name).cmp(&(measured.get(&b.name), &b.name))
+        });
+        let mut depth = view.count_runs(&RunFilter::with_status(ScanStatus::Queued))?;
+        for volume in volumes {
+            if depth >= self.capacity {
+                // A volume with an active run is not skipped: it will be scanned.
+                if view.active_run(&volume.name)?.is_some() {
+                    summary.deduplicated += 1;
+                } else {
+                    summary.skipped += 1;
+                }
+                continue;
+            }
+            let run = NewScanRun {
+                scan_id: ScanId::new(),
+                host: host.clone(),
+                volume: volume.name,
+                batch_id: Some(self.batch_id),
+                trigger: self.trigger,
+                queued_at: self.now,
+            };
+            if ports.repo.enqueue(run)?.deduplicated {
+                summary.deduplicated += 1;
+            } else {
+                summary.count += 1;
+                depth += 1;
+            }
+        }
+        Ok(depth)
     }
 }
 
