@@ -223,6 +223,32 @@ fn three_hosts_on_one_postgres_each_scan_their_own_and_a_dead_one_resumes() {
     let detail = beta.get("/api/v1/volumes/shared?host=gamma");
     assert_eq!(detail["latest"]["size_bytes"].as_u64(), Some(gamma.du("shared")), "{detail}");
 
+    // A bulk scan of every host through beta: each host's volumes are
+    // queued for its own workers, and each host runs its own.
+    let (status, _, batch) = beta.server().call("POST", "/api/v1/scan/now?host=*");
+    assert_eq!(status, 202, "{batch}");
+    assert_eq!(batch["count"], 6, "{batch}");
+    let batch_id = batch["batch_id"].as_str().unwrap().to_owned();
+    wait_until(Duration::from_secs(60), "the fleet-wide batch to complete", || {
+        let counts = beta.get(&format!("/api/v1/scan/batches/{batch_id}"));
+        (counts["completed"] == 6).then_some(())
+    });
+    let runs = alpha.get("/api/v1/scans?host=*&limit=1000");
+    let mut ran: Vec<(String, String)> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|run| run["batch_id"] == batch_id.as_str())
+        .map(|run| {
+            (run["host"].as_str().unwrap().to_owned(), run["status"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    ran.sort();
+    let completed = |host: &str| (host.to_owned(), "completed".to_owned());
+    let expected: Vec<(String, String)> =
+        ["alpha", "alpha", "beta", "beta", "gamma", "gamma"].map(completed).to_vec();
+    assert_eq!(ran, expected);
+
     // The dashboard: a host selector, and another host's volumes from its
     // stored data, with links that keep to that host.
     let page = |node: &Node, path: &str| -> (u16, String) {
