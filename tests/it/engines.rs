@@ -49,8 +49,10 @@ fn engines() -> Vec<Arc<dyn ScanEngine>> {
         Arc::new(DiskusEngine::new(&path)),
         Arc::new(DuEngine::new(&path)),
         Arc::new(NativeEngine::with_threads(2)),
-        // Entries measured in listing order instead of inode order.
-        Arc::new(NativeEngine::with_threads(2).inode_order(false)),
+        // As on a cold cache: four workers from the start, entries in inode order.
+        Arc::new(NativeEngine::with_threads(4).widened_from_start(true)),
+        // Entries always measured in listing order.
+        Arc::new(NativeEngine::with_threads(4).widened_from_start(true).inode_order(false)),
     ]
 }
 
@@ -288,9 +290,53 @@ fn directory_breakdowns_agree_with_du_of_each_directory() {
         breakdowns
             .push(dirs.into_iter().map(|d| (d.path, d.depth, d.size_bytes)).collect::<Vec<_>>());
     }
-    assert_eq!(breakdowns.len(), 3);
+    assert_eq!(breakdowns.len(), 4);
     assert_eq!(breakdowns[0], breakdowns[1], "du and native list the same, in the same order");
-    assert_eq!(breakdowns[1], breakdowns[2], "either order of measuring gives the same");
+    for other in &breakdowns[2..] {
+        assert_eq!(&breakdowns[1], other, "any order of measuring gives the same");
+    }
+}
+
+/// A directory of 20,000 entries (more than one inode-order slice, and
+/// split into shares among the waiting workers): the same totals and
+/// breakdown as `du`, with subdirectories and hard links inside it.
+#[test]
+fn engines_agree_with_du_on_a_directory_of_20000_entries() {
+    let tree = TempDir::new("conf-large-dir");
+    let root = tree.path();
+    let big = root.join("big");
+    fs::create_dir_all(&big).unwrap();
+    for i in 0..19_900 {
+        let path = big.join(format!("f{i:05}"));
+        if i % 97 == 0 {
+            write_file(&path, 5000 + i);
+        } else {
+            File::create(path).unwrap();
+        }
+    }
+    for i in 0..50 {
+        write_file(&big.join(format!("sub{i:02}/inside")), 4096 * (i % 3));
+    }
+    for i in 0..50 {
+        // Hard links to files listed far apart, so likely measured in different shares.
+        fs::hard_link(big.join(format!("f{:05}", i * 388)), big.join(format!("link{i:02}")))
+            .unwrap();
+    }
+    write_file(&root.join("small/f"), 100);
+    check_conformance(root);
+    for engine in engines().into_iter().filter(|e| e.method() == ScanMethod::Native) {
+        let cancel = CancelToken::new();
+        let (usage, dirs) = engine
+            .scan_with_dirs(root, &ScanContext { cancel: &cancel, progress: &|_| {} })
+            .unwrap();
+        assert_eq!(usage.file_count, Some(19_900 + 50 + 1), "hard links counted once");
+        assert_eq!(usage.dir_count, Some(1 + 2 + 50));
+        let dirs = dirs.unwrap();
+        let find = |path: &str| dirs.iter().find(|d| d.path == path).unwrap();
+        assert_eq!(find("big").size_bytes, crate::support::du_bytes(&big));
+        assert_eq!(find("big").file_count, Some(19_950));
+        assert_eq!(find("big/sub07").size_bytes, crate::support::du_bytes(&big.join("sub07")));
+    }
 }
 
 /// Runs `command` as the unprivileged user `nobody`.
@@ -388,8 +434,10 @@ fn cancel_stops_every_engine_promptly_and_leaves_no_process() {
         Arc::new(DiskusEngine::with_program(diskus_copy)),
         Arc::new(DuEngine::with_program(du_copy)),
         Arc::new(NativeEngine::with_threads(2)),
-        // Entries measured in listing order instead of inode order.
-        Arc::new(NativeEngine::with_threads(2).inode_order(false)),
+        // As on a cold cache: four workers from the start, entries in inode order.
+        Arc::new(NativeEngine::with_threads(4).widened_from_start(true)),
+        // Entries always measured in listing order.
+        Arc::new(NativeEngine::with_threads(4).widened_from_start(true).inode_order(false)),
     ];
     // /usr is a large real tree (over 100,000 entries on a Debian machine).
     let root = Path::new("/usr");

@@ -1,10 +1,11 @@
-//! `walk [--dirs] [--threads N] [--readdir-order] ROOT`: one native walk of
+//! `walk [--dirs] [--threads N] [--readdir-order] [--widened] ROOT`: one native walk of
 //! `ROOT`, as a plain `scan` or, with `--dirs`, as `scan_with_dirs`, printing
 //! `{"size_bytes":N,"entries":E,"dirs":K}`. `cargo xtask bench-scan` runs it both ways on
 //! the same tree to price the directory breakdown (its time and peak RSS)
 //! without the rest of the server in the process, and with
 //! `--readdir-order` (entries measured in listing order instead of inode
-//! order) and `--normal-priority` (without `Priority::GENTLE`) for
+//! order), `--normal-priority` (without `Priority::GENTLE`) and `--widened`
+//! (every worker and inode order from the start, as on a cold cache) for
 //! `--experiments`.
 
 use std::path::PathBuf;
@@ -13,11 +14,13 @@ use std::process::ExitCode;
 use volscan_domain::{CancelToken, ScanContext, ScanEngine};
 use volscan_scan::NativeEngine;
 
-const USAGE: &str = "usage: walk [--dirs] [--threads N] [--readdir-order] [--normal-priority] ROOT";
+const USAGE: &str =
+    "usage: walk [--dirs] [--threads N] [--readdir-order] [--normal-priority] [--widened] ROOT";
 
 fn main() -> ExitCode {
     let mut dirs = false;
     let mut inode_order = true;
+    let mut widened = false;
     let mut priority = volscan_scan::Priority::default();
     let mut threads = volscan_scan::NativeEngine::default().threads();
     let mut root = None;
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
         match arg.as_str() {
             "--dirs" => dirs = true,
             "--readdir-order" => inode_order = false,
+            "--widened" => widened = true,
             "--normal-priority" => priority = volscan_scan::Priority::UNCHANGED,
             "--threads" => match args.next().and_then(|n| n.parse().ok()) {
                 Some(n) => threads = n,
@@ -36,7 +40,10 @@ fn main() -> ExitCode {
         }
     }
     let Some(root) = root else { return fail("no ROOT") };
-    let engine = NativeEngine::with_threads(threads).inode_order(inode_order).priority(priority);
+    let engine = NativeEngine::with_threads(threads)
+        .inode_order(inode_order)
+        .widened_from_start(widened)
+        .priority(priority);
     let cancel = CancelToken::new();
     let context = ScanContext { cancel: &cancel, progress: &|_| {} };
     let result = if dirs {

@@ -14,6 +14,9 @@
 //! - Directories waiting to be read sit on one shared LIFO stack, so the walk
 //!   is depth-first: open descriptors stay bounded by the tree's depth and
 //!   memory by the directories pending, whatever the tree's size.
+//! - A large directory is not left to one worker: while others wait for work,
+//!   its reader hands them shares of `SHARE` listed entries to measure (one
+//!   queued share per waiting worker at most).
 //! - An entry that vanishes is skipped silently; one that cannot be read
 //!   counts in `error_count`, and the walk goes on.
 //! - The cancel token is checked before each directory and every 256 entries,
@@ -24,12 +27,14 @@
 //!   process's soft `RLIMIT_NOFILE` to its hard limit (as the Go runtime
 //!   does at start-up); past even that, the directories that cannot be
 //!   opened count as errors and the scan is partial.
-//! - Each directory's entries are measured in inode order (sorted in slices
-//!   of `INODE_BATCH`), which keeps a cold cache's inode-table reads close
-//!   together (ext4 lists in hash order).
+//! - Once the walk is widened (a cold cache), each directory's entries are
+//!   measured in inode order (sorted in slices of `INODE_BATCH`), which keeps
+//!   the inode-table reads close together (ext4 lists in hash order); on a
+//!   warm cache they are measured as listed, since sorting only costs there.
 //! - The walk starts as many workers as cores (at most its thread count) and
-//!   wakes the others once it has seen `SLOW_TO_WIDEN` stats slower than
-//!   `SLOW_STAT`: on a cold cache more requests in flight pay off, on a warm
+//!   wakes the others once its stats turn out slow: at least `SLOW_TO_WIDEN`
+//!   of the timed ones slower than `SLOW_STAT`, and at least one in
+//!   `SLOW_SHARE`. On a cold cache more requests in flight pay off, on a warm
 //!   one extra threads only contend. Every worker is a thread of its own at
 //!   the engine's `Priority`; the caller only waits.
 //! - `scan_with_dirs` walks the same way and also adds up each directory at
@@ -69,7 +74,18 @@ const SLOW_STAT: std::time::Duration = std::time::Duration::from_micros(20);
 
 /// Slow stats the walk sees before it wakes its extra workers: a few, so
 /// that a stat delayed by the CPU scheduler now and then does not.
-const SLOW_TO_WIDEN: u32 = 8;
+const SLOW_TO_WIDEN: u64 = 8;
+
+/// ... and the share of the timed stats that must be slow: at least one in
+/// this many. On this project's machine, a walk of a 1M-entry tree saw one
+/// slow stat in about 130 on a cold cache, and one in about 2,200 on a warm
+/// one (a thread preempted mid-stat), so a count alone widened warm walks
+/// too, after some 50,000 entries.
+const SLOW_SHARE: u64 = 512;
+
+/// One stat in this many is timed while the walk is not yet widened: two
+/// clock reads per entry would cost a warm walk about 3 %.
+const TIME_EVERY: u64 = 4;
 
 /// Size of each worker's `getdents64` buffer.
 const DIRENT_BUFFER: usize = 32 * 1024;
@@ -78,16 +94,21 @@ const CANCEL_CHECK_EVERY: u64 = 256;
 /// Entries between two progress reports.
 const PROGRESS_EVERY: u64 = 4096;
 
-/// Most entries of one directory measured in inode order at a time: a
-/// larger directory is sorted in slices of this many, so memory stays
-/// bounded (about 64 bytes an entry) whatever the directory's size.
+/// Most entries of one directory held at a time (and sorted, in inode
+/// order): a larger directory is measured in slices of this many, so memory
+/// stays bounded (about 64 bytes an entry) whatever the directory's size.
 const INODE_BATCH: usize = 16_384;
+
+/// Entries in a share of a large directory that its reader hands to a
+/// waiting worker (see `At::Share`); a directory with fewer is never split.
+const SHARE: usize = 1024;
 
 /// The `native` method.
 #[derive(Debug, Clone)]
 pub struct NativeEngine {
     threads: usize,
     inode_order: bool,
+    widened_from_start: bool,
     priority: Priority,
 }
 
@@ -95,7 +116,12 @@ impl NativeEngine {
     /// A walker with `threads` worker threads (at least one), measuring
     /// each directory's entries in inode order.
     pub fn with_threads(threads: usize) -> Self {
-        Self { threads: threads.max(1), inode_order: true, priority: Priority::default() }
+        Self {
+            threads: threads.max(1),
+            inode_order: true,
+            widened_from_start: false,
+            priority: Priority::default(),
+        }
     }
 
     /// Runs the walk's threads with `priority` (default: `Priority::GENTLE`).
@@ -106,13 +132,24 @@ impl NativeEngine {
         self
     }
 
-    /// Measures each directory's entries in inode order (the default) or in
-    /// the order the directory lists them. On ext4 the listing order is a
-    /// hash order that scatters the inode-table reads of a cold cache; in
-    /// inode order neighbouring inodes share a block read.
+    /// Measures each directory's entries in inode order once the walk finds
+    /// the cache cold (the default), or always in the order the directory
+    /// lists them. On ext4 the listing order is a hash order that scatters
+    /// the inode-table reads of a cold cache; in inode order neighbouring
+    /// inodes share a block read.
     #[must_use]
     pub fn inode_order(mut self, on: bool) -> Self {
         self.inode_order = on;
+        self
+    }
+
+    /// Walks from the first directory as the walk does once it finds the
+    /// cache cold: every worker takes work, and entries are measured in
+    /// inode order (unless `inode_order(false)`). Off by default; for tests
+    /// and benchmarks, which cannot count on a cold cache.
+    #[must_use]
+    pub fn widened_from_start(mut self, on: bool) -> Self {
+        self.widened_from_start = on;
         self
     }
 
@@ -182,11 +219,14 @@ impl NativeEngine {
             root_dev: root_stat.st_dev,
             inode_order: self.inode_order,
             base_workers: cores.min(self.threads),
-            widened: std::sync::atomic::AtomicBool::new(false),
-            slow: std::sync::atomic::AtomicU32::new(0),
+            widened: std::sync::atomic::AtomicBool::new(self.widened_from_start),
+            slow: AtomicU64::new(0),
+            timed: AtomicU64::new(0),
             queue: Mutex::new(Queue {
                 pending: vec![Pending { at: At::Root(root_fd), owners: None }],
                 active: 0,
+                waiting: 0,
+                shares: 0,
                 stopped: false,
             }),
             ready: Condvar::new(),
@@ -265,12 +305,21 @@ enum At {
     Root(OwnedFd),
     /// `name` inside the directory open as `parent`.
     Child { parent: Arc<OwnedFd>, name: CString },
+    /// Not a whole directory but a share of a large one's entries, listed by
+    /// another worker and handed over while workers were idle: `names`
+    /// (each NUL-terminated) inside the directory open as `parent`.
+    Share { parent: Arc<OwnedFd>, names: Vec<u8> },
 }
 
 struct Queue {
     pending: Vec<Pending>,
     /// Workers currently reading a directory (which may add more).
     active: usize,
+    /// Workers waiting for work (extra ones held at the gate not included).
+    waiting: usize,
+    /// Shares in `pending`: a worker hands one over only while more workers
+    /// wait than shares are queued, which bounds the names held in shares.
+    shares: usize,
     /// Set when the walk is finished or canceled.
     stopped: bool,
 }
@@ -310,7 +359,9 @@ struct Walk<'a> {
     /// Set once stats turned out slow (a cold cache): every worker takes work.
     widened: std::sync::atomic::AtomicBool,
     /// Slow stats seen so far (counted until the walk is widened).
-    slow: std::sync::atomic::AtomicU32,
+    slow: AtomicU64,
+    /// Stats timed so far, added once per directory (until the walk is widened).
+    timed: AtomicU64,
     queue: Mutex<Queue>,
     ready: Condvar,
     /// Where extra workers wait until the walk is widened.
@@ -374,13 +425,18 @@ impl Walk<'_> {
             }
             if let Some(directory) = queue.pending.pop() {
                 queue.active += 1;
+                if matches!(directory.at, At::Share { .. }) {
+                    queue.shares -= 1;
+                }
                 return Some(directory);
             }
             if queue.active == 0 {
                 self.stop(&mut queue);
                 return None;
             }
+            queue.waiting += 1;
             queue = self.ready.wait(queue).unwrap_or_else(PoisonError::into_inner);
+            queue.waiting -= 1;
         }
     }
 
@@ -401,6 +457,26 @@ impl Walk<'_> {
         } else if added == 1 {
             self.ready.notify_one();
         }
+    }
+
+    /// Hands the entries `names` gives (NUL-terminated, in the directory
+    /// open as `parent`) to a waiting worker as a share, if more workers wait
+    /// than shares are queued; `false` (and `names` not called) otherwise.
+    fn share(
+        &self,
+        parent: &Arc<OwnedFd>,
+        owners: Option<&Arc<Owners>>,
+        names: impl FnOnce() -> Vec<u8>,
+    ) -> bool {
+        let mut queue = lock(&self.queue);
+        if queue.stopped || queue.waiting <= queue.shares {
+            return false;
+        }
+        let at = At::Share { parent: Arc::clone(parent), names: names() };
+        queue.pending.push(Pending { at, owners: owners.cloned() });
+        queue.shares += 1;
+        self.ready.notify_one();
+        true
     }
 
     /// Wakes the extra workers: the cache is cold.

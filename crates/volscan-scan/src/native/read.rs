@@ -1,8 +1,9 @@
 //! Reading one directory for the native walk: listing it with `getdents64`
 //! into the worker's buffer, measuring each entry with one `fstatat`
-//! relative to the directory's descriptor (in inode order, in slices of
-//! `INODE_BATCH`, unless the engine says listing order), counting slow
-//! stats towards widening the walk, and queuing the subdirectories.
+//! relative to the directory's descriptor (in slices of `INODE_BATCH`, in
+//! inode order once the walk is widened unless the engine says listing
+//! order), handing shares of a large directory to waiting workers, counting
+//! slow stats towards widening the walk, and queuing the subdirectories.
 
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
@@ -14,8 +15,8 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
 use rustix::io::Errno;
 
 use super::{
-    At, CANCEL_CHECK_EVERY, INODE_BATCH, PROGRESS_EVERY, Pending, SLOW_STAT, SLOW_TO_WIDEN, Totals,
-    Walk,
+    At, CANCEL_CHECK_EVERY, INODE_BATCH, PROGRESS_EVERY, Pending, SHARE, SLOW_SHARE, SLOW_STAT,
+    SLOW_TO_WIDEN, TIME_EVERY, Totals, Walk,
 };
 use crate::breakdown::Owners;
 
@@ -28,6 +29,14 @@ pub(super) struct Scratch {
     pub(super) names: Vec<u8>,
 }
 
+/// The listed entries of the directory being read that wait to be measured
+/// (a worker's `Scratch`), and whether to sort them by inode first.
+struct Batch<'a> {
+    entries: &'a mut Vec<(u64, usize)>,
+    names: &'a mut Vec<u8>,
+    sorted: bool,
+}
+
 /// The directory being read and where its entries go.
 struct Listing<'a> {
     fd: &'a Arc<OwnedFd>,
@@ -36,6 +45,8 @@ struct Listing<'a> {
     children: &'a mut Vec<Pending>,
     /// Entries measured so far.
     seen: u64,
+    /// Entries timed so far (not yet added to `Walk::timed`).
+    timed: u64,
 }
 
 impl Walk<'_> {
@@ -49,6 +60,19 @@ impl Walk<'_> {
     ) {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = match directory {
+            At::Share { parent, names } => {
+                let mut listing =
+                    Listing { fd: &parent, owners, totals, children, seen: 0, timed: 0 };
+                for name in names.split_inclusive(|&byte| byte == 0) {
+                    // Each name was copied with its terminating NUL and has no other.
+                    let Ok(name) = CStr::from_bytes_with_nul(name) else { continue };
+                    if !self.measure(&mut listing, name) {
+                        break;
+                    }
+                }
+                self.count(&listing);
+                return;
+            }
             At::Root(fd) => fd,
             At::Child { parent, name } => {
                 match rustix::fs::openat(&*parent, &name, flags, Mode::empty()) {
@@ -64,9 +88,13 @@ impl Walk<'_> {
         };
         let fd = Arc::new(fd);
         let Scratch { buffer, batch, names } = scratch;
-        let mut listing = Listing { fd: &fd, owners, totals, children, seen: 0 };
+        let mut listing = Listing { fd: &fd, owners, totals, children, seen: 0, timed: 0 };
         batch.clear();
         names.clear();
+        // Inode order pays only on a cold cache (a widened walk); on a warm
+        // one the sort is a cost of its own.
+        let sorted = self.inode_order && self.widened.load(Ordering::Relaxed);
+        let mut batch = Batch { entries: batch, names, sorted };
         let mut entries = RawDir::new(&*fd, buffer);
         let mut complete = true;
         while let Some(entry) = entries.next() {
@@ -84,23 +112,25 @@ impl Walk<'_> {
             if name == c"." || name == c".." {
                 continue;
             }
-            if !self.inode_order {
-                if !self.measure(&mut listing, name) {
-                    complete = false;
-                    break;
-                }
-                continue;
-            }
-            let start = names.len();
-            names.extend_from_slice(name.to_bytes_with_nul());
-            batch.push((entry.ino(), start));
-            if batch.len() == INODE_BATCH && !self.measure_batch(&mut listing, batch, names) {
+            let start = batch.names.len();
+            batch.names.extend_from_slice(name.to_bytes_with_nul());
+            batch.entries.push((entry.ino(), start));
+            if batch.entries.len() == INODE_BATCH && !self.measure_batch(&mut listing, &mut batch) {
                 complete = false;
                 break;
             }
         }
-        if complete && !batch.is_empty() {
-            self.measure_batch(&mut listing, batch, names);
+        if complete && !batch.entries.is_empty() {
+            self.measure_batch(&mut listing, &mut batch);
+        }
+        self.count(&listing);
+    }
+
+    /// Adds what `listing` timed and measured to the walk's counts, and
+    /// reports progress when it crossed a multiple of `PROGRESS_EVERY`.
+    fn count(&self, listing: &Listing<'_>) {
+        if listing.timed > 0 {
+            self.timed.fetch_add(listing.timed, Ordering::Relaxed);
         }
         let seen = listing.seen;
         let before = self.seen.fetch_add(seen, Ordering::Relaxed);
@@ -109,25 +139,41 @@ impl Walk<'_> {
         }
     }
 
-    /// Measures the listed entries of `batch` (inode, offset of the name in
-    /// `names`) in inode order, then empties both; `false` when canceled.
-    fn measure_batch(
-        &self,
-        listing: &mut Listing<'_>,
-        batch: &mut Vec<(u64, usize)>,
-        names: &mut Vec<u8>,
-    ) -> bool {
-        batch.sort_unstable_by_key(|&(ino, _)| ino);
+    /// Measures the listed entries of `batch` (in inode order if it is
+    /// sorted), handing all but the last `SHARE` of them to waiting workers
+    /// when there are any, then empties it; `false` when canceled.
+    fn measure_batch(&self, listing: &mut Listing<'_>, batch: &mut Batch<'_>) -> bool {
+        let Batch { entries, names, sorted } = batch;
+        if *sorted {
+            entries.sort_unstable_by_key(|&(ino, _)| ino);
+        }
+        // Each name was copied with its terminating NUL and has no other.
+        let name_at = |start: usize| CStr::from_bytes_until_nul(&names[start..]).ok();
         let mut going = true;
-        for &(_, start) in batch.iter() {
-            // Each name was copied with its terminating NUL and has no other.
-            let Ok(name) = CStr::from_bytes_until_nul(&names[start..]) else { continue };
-            if !self.measure(listing, name) {
-                going = false;
+        let mut shares = entries.chunks(SHARE).peekable();
+        while let Some(share) = shares.next() {
+            let handed = shares.peek().is_some()
+                && self.share(listing.fd, listing.owners, || {
+                    let mut copy = Vec::with_capacity(share.len() * 16);
+                    for name in share.iter().filter_map(|&(_, start)| name_at(start)) {
+                        copy.extend_from_slice(name.to_bytes_with_nul());
+                    }
+                    copy
+                });
+            if handed {
+                continue;
+            }
+            for name in share.iter().filter_map(|&(_, start)| name_at(start)) {
+                if !self.measure(listing, name) {
+                    going = false;
+                    break;
+                }
+            }
+            if !going {
                 break;
             }
         }
-        batch.clear();
+        entries.clear();
         names.clear();
         going
     }
@@ -140,13 +186,17 @@ impl Walk<'_> {
             return false;
         }
         let totals = &mut *listing.totals;
-        let started = std::time::Instant::now();
+        // One stat in `TIME_EVERY` is timed (each directory's first among
+        // them), and none once the walk is widened: two clock reads per entry
+        // would be a cost of their own on a warm cache.
+        let timed = listing.seen % TIME_EVERY == 1 && !self.widened.load(Ordering::Relaxed);
+        let started = timed.then(std::time::Instant::now);
         let stat = rustix::fs::statat(&**listing.fd, name, AtFlags::SYMLINK_NOFOLLOW);
-        if started.elapsed() >= SLOW_STAT
-            && !self.widened.load(Ordering::Relaxed)
-            && self.slow.fetch_add(1, Ordering::Relaxed) + 1 == SLOW_TO_WIDEN
-        {
-            self.widen();
+        if let Some(started) = started {
+            listing.timed += 1;
+            if started.elapsed() >= SLOW_STAT {
+                self.slow_stat(listing.timed);
+            }
         }
         let stat = match stat {
             Ok(stat) => stat,
@@ -172,5 +222,15 @@ impl Walk<'_> {
             totals.files += 1;
         }
         true
+    }
+
+    /// Counts a slow stat, and widens the walk once enough of the timed
+    /// ones were slow; `timed_here` are those of the directory being read.
+    fn slow_stat(&self, timed_here: u64) {
+        let slow = self.slow.fetch_add(1, Ordering::Relaxed) + 1;
+        let timed = self.timed.load(Ordering::Relaxed) + timed_here;
+        if slow >= SLOW_TO_WIDEN && slow.saturating_mul(SLOW_SHARE) >= timed {
+            self.widen();
+        }
     }
 }
