@@ -32,11 +32,13 @@
 //!   the inode-table reads close together (ext4 lists in hash order); on a
 //!   warm cache they are measured as listed, since sorting only costs there.
 //! - The walk starts as many workers as cores (at most its thread count) and
-//!   wakes the others once its stats turn out slow: at least `SLOW_TO_WIDEN`
+//!   starts the others once its stats turn out slow: at least `SLOW_TO_WIDEN`
 //!   of the timed ones slower than `SLOW_STAT`, and at least one in
 //!   `SLOW_SHARE`. On a cold cache more requests in flight pay off, on a warm
-//!   one extra threads only contend. Every worker is a thread of its own at
-//!   the engine's `Priority`; the caller only waits.
+//!   one extra threads only contend, and are not even started (a thread
+//!   costs about 0.1 ms to start and end, which a small volume feels). Every
+//!   worker is a thread of its own at the engine's `Priority`; the caller
+//!   only starts them and waits.
 //! - `scan_with_dirs` walks the same way and also adds up each directory at
 //!   depth 1 and 2 (`breakdown.rs`): once per directory read, never per entry,
 //!   and not at all for a plain `scan`.
@@ -218,7 +220,6 @@ impl NativeEngine {
         let walk = Walk {
             root_dev: root_stat.st_dev,
             inode_order: self.inode_order,
-            base_workers: cores.min(self.threads),
             widened: std::sync::atomic::AtomicBool::new(self.widened_from_start),
             slow: AtomicU64::new(0),
             timed: AtomicU64::new(0),
@@ -245,14 +246,17 @@ impl NativeEngine {
             // Every worker is a thread of its own, so that lowering its
             // priority never touches the caller (a runtime's pooled thread).
             let walk = &walk;
-            let workers: Vec<_> = (0..self.threads)
-                .map(|index| {
-                    scope.spawn(move || {
-                        priority.apply_to_current_thread();
-                        walk.work(index)
-                    })
+            let start = || {
+                scope.spawn(move || {
+                    priority.apply_to_current_thread();
+                    walk.work()
                 })
-                .collect();
+            };
+            let base = cores.min(self.threads);
+            let mut workers: Vec<_> = (0..base).map(|_| start()).collect();
+            if self.threads > base && walk.wait_for_widening() {
+                workers.extend((base..self.threads).map(|_| start()));
+            }
             for helper in workers {
                 // A worker only panics on a bug; its share is then missing and the
                 // walk is reported as partial rather than silently complete.
@@ -353,10 +357,8 @@ struct Walk<'a> {
     root_dev: u64,
     /// Measure entries in inode order (see `NativeEngine::inode_order`).
     inode_order: bool,
-    /// Workers that take directories from the start; the others wait
-    /// until `widened`.
-    base_workers: usize,
-    /// Set once stats turned out slow (a cold cache): every worker takes work.
+    /// Set once stats turned out slow (a cold cache): the caller then starts
+    /// the rest of the workers.
     widened: std::sync::atomic::AtomicBool,
     /// Slow stats seen so far (counted until the walk is widened).
     slow: AtomicU64,
@@ -364,7 +366,8 @@ struct Walk<'a> {
     timed: AtomicU64,
     queue: Mutex<Queue>,
     ready: Condvar,
-    /// Where extra workers wait until the walk is widened.
+    /// Where the caller waits until the walk is widened or ends, to start
+    /// the rest of the workers.
     gate: Condvar,
     /// (device, inode) of hard-linked files already counted.
     links: Mutex<HashSet<(u64, u64)>>,
@@ -384,16 +387,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Walk<'_> {
     /// One worker: takes directories until none are left or the walk stops.
-    fn work(&self, index: usize) -> Totals {
+    fn work(&self) -> Totals {
         let mut totals = Totals::default();
         let mut scratch = Scratch {
             buffer: vec![MaybeUninit::<u8>::uninit(); DIRENT_BUFFER],
             batch: Vec::new(),
             names: Vec::new(),
         };
-        let extra = index >= self.base_workers;
         let mut children = Vec::new();
-        while let Some(Pending { at, owners }) = self.next(extra) {
+        while let Some(Pending { at, owners }) = self.next() {
             let (blocks, files) = (totals.blocks, totals.files);
             self.read_directory(at, owners.as_ref(), &mut scratch, &mut totals, &mut children);
             if let Some(owners) = owners {
@@ -406,10 +408,9 @@ impl Walk<'_> {
         totals
     }
 
-    /// The next directory to read; `extra` workers wait on `gate` until the
-    /// walk is widened (or ends), so that waking a worker for new work never
-    /// wakes one that may not take it.
-    fn next(&self, extra: bool) -> Option<Pending> {
+    /// The next directory to read, waiting for one while other workers may
+    /// still add some; `None` once the walk is finished or canceled.
+    fn next(&self) -> Option<Pending> {
         let mut queue = lock(&self.queue);
         loop {
             if queue.stopped {
@@ -418,10 +419,6 @@ impl Walk<'_> {
             if self.cancel.is_canceled() {
                 self.stop(&mut queue);
                 return None;
-            }
-            if extra && !self.widened.load(Ordering::Acquire) {
-                queue = self.gate.wait(queue).unwrap_or_else(PoisonError::into_inner);
-                continue;
             }
             if let Some(directory) = queue.pending.pop() {
                 queue.active += 1;
@@ -479,7 +476,21 @@ impl Walk<'_> {
         true
     }
 
-    /// Wakes the extra workers: the cache is cold.
+    /// Waits until the walk is widened (`true`) or has ended (`false`).
+    fn wait_for_widening(&self) -> bool {
+        let mut queue = lock(&self.queue);
+        loop {
+            if queue.stopped {
+                return false;
+            }
+            if self.widened.load(Ordering::Acquire) {
+                return true;
+            }
+            queue = self.gate.wait(queue).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Tells the caller to start the rest of the workers: the cache is cold.
     fn widen(&self) {
         if !self.widened.swap(true, Ordering::AcqRel) {
             let _queue = lock(&self.queue);
