@@ -67,14 +67,14 @@ use read::Scratch;
 /// page cache, where the walk waits on the disk and more requests in flight
 /// than cores pay off; on a warm cache, threads beyond the cores only
 /// contend. So a walk starts with as many workers as cores (at most this
-/// many) and wakes the rest only once its stats turn out slow (see `SLOW_STAT`).
+/// many) and starts the rest only once its stats turn out slow (see `SLOW_SHARE`).
 pub const DEFAULT_THREADS: usize = 8;
 
 /// A stat taking this long came from the disk, not the cache (a cached one
 /// takes a microsecond or two).
 const SLOW_STAT: std::time::Duration = std::time::Duration::from_micros(20);
 
-/// Slow stats the walk sees before it wakes its extra workers: a few, so
+/// Slow stats the walk sees before it starts its extra workers: a few, so
 /// that a stat delayed by the CPU scheduler now and then does not.
 const SLOW_TO_WIDEN: u64 = 8;
 
@@ -115,8 +115,9 @@ pub struct NativeEngine {
 }
 
 impl NativeEngine {
-    /// A walker with `threads` worker threads (at least one), measuring
-    /// each directory's entries in inode order.
+    /// A walker with `threads` worker threads at most (at least one),
+    /// measuring each directory's entries in inode order once the cache is
+    /// found cold.
     pub fn with_threads(threads: usize) -> Self {
         Self {
             threads: threads.max(1),
@@ -319,7 +320,7 @@ struct Queue {
     pending: Vec<Pending>,
     /// Workers currently reading a directory (which may add more).
     active: usize,
-    /// Workers waiting for work (extra ones held at the gate not included).
+    /// Started workers waiting for work.
     waiting: usize,
     /// Shares in `pending`: a worker hands one over only while more workers
     /// wait than shares are queued, which bounds the names held in shares.
