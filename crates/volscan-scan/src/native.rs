@@ -44,12 +44,10 @@
 //!   and not at all for a plain `scan`.
 
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::mem::MaybeUninit;
-use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use rustix::fs::{CWD, Mode, OFlags, Stat};
 use rustix::io::Errno;
@@ -57,10 +55,12 @@ use volscan_domain::{
     CancelToken, DirUsage, ScanContext, ScanEngine, ScanError, ScanMethod, Usage,
 };
 
+mod queue;
 mod read;
 
-use crate::breakdown::{Breakdown, Owners};
+use crate::breakdown::Breakdown;
 use crate::priority::Priority;
+use queue::{At, Pending, Queue};
 use read::Scratch;
 
 /// Worker threads at most, by default. Periodic scans usually meet a cold
@@ -296,39 +296,6 @@ fn raise_descriptor_limit() {
     });
 }
 
-/// A directory waiting to be read.
-struct Pending {
-    at: At,
-    /// With a breakdown, the depth-1 and depth-2 directories its entries count
-    /// towards (`None` for the root, and always without a breakdown).
-    owners: Option<Arc<Owners>>,
-}
-
-/// Where a directory waiting to be read is.
-enum At {
-    /// The root, already open.
-    Root(OwnedFd),
-    /// `name` inside the directory open as `parent`.
-    Child { parent: Arc<OwnedFd>, name: CString },
-    /// Not a whole directory but a share of a large one's entries, listed by
-    /// another worker and handed over while workers were idle: `names`
-    /// (each NUL-terminated) inside the directory open as `parent`.
-    Share { parent: Arc<OwnedFd>, names: Vec<u8> },
-}
-
-struct Queue {
-    pending: Vec<Pending>,
-    /// Workers currently reading a directory (which may add more).
-    active: usize,
-    /// Started workers waiting for work.
-    waiting: usize,
-    /// Shares in `pending`: a worker hands one over only while more workers
-    /// wait than shares are queued, which bounds the names held in shares.
-    shares: usize,
-    /// Set when the walk is finished or canceled.
-    stopped: bool,
-}
-
 /// Counts from one worker, summed at the end.
 #[derive(Default)]
 struct Totals {
@@ -407,96 +374,6 @@ impl Walk<'_> {
             self.done_with(&mut children);
         }
         totals
-    }
-
-    /// The next directory to read, waiting for one while other workers may
-    /// still add some; `None` once the walk is finished or canceled.
-    fn next(&self) -> Option<Pending> {
-        let mut queue = lock(&self.queue);
-        loop {
-            if queue.stopped {
-                return None;
-            }
-            if self.cancel.is_canceled() {
-                self.stop(&mut queue);
-                return None;
-            }
-            if let Some(directory) = queue.pending.pop() {
-                queue.active += 1;
-                if matches!(directory.at, At::Share { .. }) {
-                    queue.shares -= 1;
-                }
-                return Some(directory);
-            }
-            if queue.active == 0 {
-                self.stop(&mut queue);
-                return None;
-            }
-            queue.waiting += 1;
-            queue = self.ready.wait(queue).unwrap_or_else(PoisonError::into_inner);
-            queue.waiting -= 1;
-        }
-    }
-
-    /// Ends the walk: every worker, waiting or not, returns.
-    fn stop(&self, queue: &mut Queue) {
-        queue.stopped = true;
-        self.ready.notify_all();
-        self.gate.notify_all();
-    }
-
-    fn done_with(&self, children: &mut Vec<Pending>) {
-        let mut queue = lock(&self.queue);
-        let added = children.len();
-        queue.pending.append(children);
-        queue.active -= 1;
-        if added > 1 || queue.active == 0 {
-            self.ready.notify_all();
-        } else if added == 1 {
-            self.ready.notify_one();
-        }
-    }
-
-    /// Hands the entries `names` gives (NUL-terminated, in the directory
-    /// open as `parent`) to a waiting worker as a share, if more workers wait
-    /// than shares are queued; `false` (and `names` not called) otherwise.
-    fn share(
-        &self,
-        parent: &Arc<OwnedFd>,
-        owners: Option<&Arc<Owners>>,
-        names: impl FnOnce() -> Vec<u8>,
-    ) -> bool {
-        let mut queue = lock(&self.queue);
-        if queue.stopped || queue.waiting <= queue.shares {
-            return false;
-        }
-        let at = At::Share { parent: Arc::clone(parent), names: names() };
-        queue.pending.push(Pending { at, owners: owners.cloned() });
-        queue.shares += 1;
-        self.ready.notify_one();
-        true
-    }
-
-    /// Waits until the walk is widened (`true`) or has ended (`false`).
-    fn wait_for_widening(&self) -> bool {
-        let mut queue = lock(&self.queue);
-        loop {
-            if queue.stopped {
-                return false;
-            }
-            if self.widened.load(Ordering::Acquire) {
-                return true;
-            }
-            queue = self.gate.wait(queue).unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-
-    /// Tells the caller to start the rest of the workers: the cache is cold.
-    fn widen(&self) {
-        if !self.widened.swap(true, Ordering::AcqRel) {
-            let _queue = lock(&self.queue);
-            self.gate.notify_all();
-        }
     }
 
     /// Whether this is the first time the hard-linked inode is seen.
