@@ -436,18 +436,24 @@ fn refused(vars: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
     (exit, said)
 }
 
+/// The settings of a server that only holds `host`'s lease on the database
+/// at `url`: no Docker Engine, no scans, a 1 s heartbeat.
+fn lease_only<'a>(url: &'a str, host: &'a str) -> [(&'static str, &'a str); 5] {
+    [
+        ("DATABASE_URL", url),
+        ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+        ("VOLSCAN_HOST_ID", host),
+        ("VOLSCAN_HEARTBEAT_INTERVAL", HEARTBEAT),
+        ("SCAN_ENABLED", "false"),
+    ]
+}
+
 #[test]
 fn the_host_lease_is_taken_again_after_postgres_restarts() {
     let cluster = PgCluster::start();
     let url = cluster.url();
     let dir = TempDir::new("it-fleet-lease");
-    let vars = [
-        ("DATABASE_URL", url.as_str()),
-        ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
-        ("VOLSCAN_HOST_ID", "solo"),
-        ("VOLSCAN_HEARTBEAT_INTERVAL", HEARTBEAT),
-        ("SCAN_ENABLED", "false"),
-    ];
+    let vars = lease_only(&url, "solo");
     let server_process = ServerProcess::start(&vars, dir.path());
     // The restart ends the session holding the advisory lock.
     cluster.stop();
@@ -473,13 +479,7 @@ fn a_server_whose_lease_another_process_took_shuts_down() {
     let database = PgDatabase::create();
     let url = database.url().to_owned();
     let dir = TempDir::new("it-fleet-lease-lost");
-    let vars = [
-        ("DATABASE_URL", url.as_str()),
-        ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
-        ("VOLSCAN_HOST_ID", "twin"),
-        ("VOLSCAN_HEARTBEAT_INTERVAL", HEARTBEAT),
-        ("SCAN_ENABLED", "false"),
-    ];
+    let vars = lease_only(&url, "twin");
     let mut first = ServerProcess::start(&vars, dir.path());
     // As a database restart would: every session of the server ends, and in
     // the same breath another session takes the host's lock (the key the
